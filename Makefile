@@ -1,0 +1,48 @@
+# Two commands for a newcomer: `make up` and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA ?= .xunjian
+
+.PHONY: up test lint typecheck unit integration e2e venv deps-test services protos bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+## Start a collector and a local agent on the embedded SQLite store with the built-in host checks.
+up: venv
+	$(BIN)/xunjian up --data-dir $(DATA)
+
+## Install what the tests need (Debian packages, databases), then lint, type-check and run every test.
+test: venv
+	bash scripts/test-deps.sh
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+lint: venv
+	$(BIN)/ruff check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest -q tests/unit
+
+protos: venv
+	PATH=$(BIN):$$PATH bash scripts/gen_protos.sh
+
+bench: venv
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/agent_footprint.py
+
+clean:
+	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache

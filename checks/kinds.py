@@ -1,0 +1,33 @@
+"""Which module implements each check kind. Modules load on first use so the agent imports only what it runs."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+
+from checks.spec import CheckSpec
+
+KIND_MODULES: dict[str, str] = {
+    "host.cpu": "checks.host",
+    "host.memory": "checks.host",
+    "host.swap": "checks.host",
+    "host.disk": "checks.host",
+    "host.load": "checks.host",
+    "agent.spool": "checks.agent_self",
+}
+
+
+def kind_names() -> list[str]:
+    return sorted(KIND_MODULES)
+
+
+def spec_class(kind: str) -> type[CheckSpec]:
+    """The CheckSpec subclass for `kind`; ValueError with a suggestion when the kind is unknown."""
+    module_name = KIND_MODULES.get(kind)
+    if module_name is None:
+        hint = difflib.get_close_matches(kind, KIND_MODULES, n=1, cutoff=0.5)
+        suffix = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise ValueError(f"unknown kind {kind!r}{suffix}; see docs/check-kinds.md for the list")
+    module = importlib.import_module(module_name)
+    specs: dict[str, type[CheckSpec]] = module.SPECS
+    return specs[kind]

@@ -1,0 +1,171 @@
+"""Packs: YAML files of checks with pack-level defaults, loaded with file:line errors and agent.yaml overrides."""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from checks.config_error import ConfigError, ConfigErrors
+from checks.kinds import spec_class
+from checks.spec import CheckSpec
+from checks.yamlsource import YamlSource, load_yaml, validate
+
+BUILTIN_DIR = Path(__file__).parent / "packs"
+BUILTIN_PREFIX = "builtin:"
+_PACK_FIELDS = {"pack", "description", "defaults", "checks"}
+
+
+@dataclass(frozen=True)
+class Origin:
+    file: str
+    line: int | None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}" if self.line is not None else self.file
+
+
+@dataclass
+class CheckSet:
+    """Checks loaded from packs, in order, with where each one was written."""
+
+    specs: list[CheckSpec] = field(default_factory=list)
+    origin: dict[str, Origin] = field(default_factory=dict)
+    packs: list[str] = field(default_factory=list)
+
+    def enabled(self) -> list[CheckSpec]:
+        return [s for s in self.specs if not s.disabled]
+
+
+def builtin_packs() -> list[str]:
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
+
+
+def resolve_pack_refs(refs: list[str], base_dir: Path) -> list[Path]:
+    """`builtin:NAME`, file paths and globs (relative to `base_dir`) to pack files, in order, without repeats."""
+    out: list[Path] = []
+    for ref in refs:
+        if ref.startswith(BUILTIN_PREFIX):
+            name = ref[len(BUILTIN_PREFIX):]
+            path = BUILTIN_DIR / f"{name}.yaml"
+            if not path.is_file():
+                raise ConfigError(f"no built-in pack {name!r}; built-in packs are: {', '.join(builtin_packs())}")
+            found = [path]
+        else:
+            pattern = str(Path(ref).expanduser() if Path(ref).expanduser().is_absolute() else base_dir / ref)
+            if glob.has_magic(pattern):
+                found = [Path(p) for p in sorted(glob.glob(pattern))]
+            else:
+                found = [Path(pattern)]
+                if not found[0].exists():
+                    raise ConfigError(f"pack file not found: {pattern}")
+        for p in found:
+            if p not in out:
+                out.append(p)
+    return out
+
+
+def load_checks(
+    refs: list[str],
+    *,
+    base_dir: Path | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    overrides_source: YamlSource | None = None,
+) -> CheckSet:
+    """Load every pack named in `refs`, apply per-id overrides, and fail on the first file with errors."""
+    base = base_dir or Path.cwd()
+    result = CheckSet()
+    for path in resolve_pack_refs(refs, base):
+        load_pack_into(path, result, overrides or {}, overrides_source)
+    unknown = sorted(set(overrides or {}) - set(result.origin))
+    if unknown:
+        errors = [
+            ConfigError(
+                "override for a check that no loaded pack defines",
+                file=overrides_source.file if overrides_source else "",
+                line=overrides_source.line_of(("overrides", cid)) if overrides_source else None,
+                field=f"overrides.{cid}",
+            )
+            for cid in unknown
+        ]
+        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+    return result
+
+
+def load_pack(path: str | Path) -> CheckSet:
+    result = CheckSet()
+    load_pack_into(Path(path), result, {}, None)
+    return result
+
+
+def load_pack_into(
+    path: Path,
+    into: CheckSet,
+    overrides: Mapping[str, Mapping[str, Any]],
+    overrides_source: YamlSource | None,
+) -> None:
+    src = load_yaml(path)
+    data = src.data
+    if not isinstance(data, dict):
+        raise src.error((), "expected a mapping with pack, defaults and checks")
+    for key in data:
+        if key not in _PACK_FIELDS:
+            raise src.error((str(key),), f"unknown field (expected one of: {', '.join(sorted(_PACK_FIELDS))})")
+    if not isinstance(data.get("pack"), str) or not data["pack"]:
+        raise src.error(("pack",), "required: the pack's name")
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise src.error(("defaults",), "expected a mapping of fields every check gets unless it sets its own")
+    checks = data.get("checks")
+    if not isinstance(checks, list):
+        raise src.error(("checks",), "expected a list of checks")
+    into.packs.append(data["pack"])
+    errors: list[ConfigError] = []
+    for i, raw in enumerate(checks):
+        try:
+            spec = _load_check(src, i, raw, defaults, overrides, overrides_source)
+        except ConfigError as exc:
+            errors.extend(exc.errors if isinstance(exc, ConfigErrors) else [exc])
+            continue
+        origin = Origin(src.file, src.line_of(("checks", i)))
+        if spec.id in into.origin:
+            errors.append(src.error(("checks", i, "id"), f"duplicate check id {spec.id!r}, first defined at {into.origin[spec.id]}"))
+            continue
+        into.specs.append(spec)
+        into.origin[spec.id] = origin
+    if errors:
+        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+
+
+def _load_check(
+    src: YamlSource,
+    index: int,
+    raw: Any,
+    defaults: Mapping[str, Any],
+    overrides: Mapping[str, Mapping[str, Any]],
+    overrides_source: YamlSource | None,
+) -> CheckSpec:
+    path = ("checks", index)
+    if not isinstance(raw, dict):
+        raise src.error(path, "expected a mapping with at least id and kind")
+    if "kind" not in raw:
+        raise src.error(path, "required field kind is missing")
+    try:
+        cls = spec_class(str(raw["kind"]))
+    except ValueError as exc:
+        raise src.error((*path, "kind"), str(exc)) from None
+    merged = {k: v for k, v in defaults.items() if k in cls.model_fields}
+    merged.update(raw)
+    spec = validate(cls, merged, src, path)
+    override = overrides.get(spec.id)
+    if override:
+        if not isinstance(override, Mapping):
+            raise ConfigError("expected a mapping of fields to override", file=overrides_source.file if overrides_source else "",
+                              line=overrides_source.line_of(("overrides", spec.id)) if overrides_source else None,
+                              field=f"overrides.{spec.id}")
+        merged.update(override)
+        osrc = overrides_source or src
+        spec = validate(cls, merged, osrc, ("overrides", spec.id) if overrides_source else path)
+    return spec

@@ -1,0 +1,99 @@
+"""What a probe reports: one Result per series (check, target, key), in the Nagios status convention."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Status(enum.IntEnum):
+    """Nagios convention; UNKNOWN means "could not tell" and is never shown as OK."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+
+
+class Outcome(str, enum.Enum):
+    """Closed set of ways a probe can end; every failure of a target maps to one of these."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    OK = "ok"
+    TIMEOUT = "timeout"
+    CONNECTION_REFUSED = "connection_refused"
+    DNS_ERROR = "dns_error"
+    TLS_ERROR = "tls_error"
+    AUTH_FAILED = "auth_failed"
+    PROTOCOL_ERROR = "protocol_error"
+    CONTENT_MISMATCH = "content_mismatch"
+    NOT_FOUND = "not_found"
+    PERMISSION_DENIED = "permission_denied"
+    INTERNAL_ERROR = "internal_error"
+    """A bug in the probe itself, reported as UNKNOWN rather than crashing the agent."""
+
+
+@dataclass(slots=True)
+class Finding:
+    """A DBA tuning finding; deduplicated at the collector by (target, fingerprint)."""
+
+    fingerprint: str
+    title: str
+    object: str = ""
+    recommendation: str = ""
+    sql_text: str = ""
+    evidence: dict[str, float] = field(default_factory=dict)
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Result:
+    check_id: str
+    status: Status
+    summary: str = ""
+    target: str = ""
+    key: str = ""
+    value: float | None = None
+    unit: str = ""
+    outcome: Outcome = Outcome.OK
+    metrics: dict[str, float] = field(default_factory=dict)
+    started_at: float = 0.0
+    """Unix time in seconds."""
+    duration_ms: float = 0.0
+    findings: list[Finding] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        """The `xunjian check run --json` line format (DESIGN.md §4a)."""
+        out: dict[str, object] = {
+            "check_id": self.check_id,
+            "target": self.target,
+            "key": self.key,
+            "status": self.status.name,
+            "value": self.value,
+            "unit": self.unit,
+            "outcome": str(self.outcome),
+            "summary": self.summary,
+            "metrics": self.metrics,
+            "duration_ms": round(self.duration_ms, 3),
+        }
+        if self.findings:
+            out["findings"] = [
+                {
+                    "fingerprint": f.fingerprint,
+                    "title": f.title,
+                    "object": f.object,
+                    "recommendation": f.recommendation,
+                    "sql_text": f.sql_text,
+                    "evidence": f.evidence,
+                    "attributes": f.attributes,
+                }
+                for f in self.findings
+            ]
+        return out
+
+
+def unknown(check_id: str, outcome: Outcome, summary: str, *, target: str = "", key: str = "") -> Result:
+    """The result for "could not tell": the target failed in a way named by `outcome`."""
+    return Result(check_id=check_id, status=Status.UNKNOWN, outcome=outcome, summary=summary, target=target, key=key)

@@ -1,0 +1,110 @@
+"""The fields every check has (DESIGN.md §4); each kind subclasses CheckSpec with its own options and probe."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator, model_validator
+
+from checks.context import RunContext
+from checks.result import Result, Status
+from checks.thresholds import Threshold, parse_threshold
+from checks.units import parse_duration, parse_size
+
+
+def _duration(v: Any) -> float:
+    return parse_duration(v)
+
+
+def _threshold(v: Any) -> Threshold:
+    return v if isinstance(v, Threshold) else parse_threshold(v)
+
+
+def _size(v: Any) -> int:
+    return parse_size(v)
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+"""Seconds; written as 30s, 5m, 1h, 250ms."""
+Size = Annotated[int, BeforeValidator(_size)]
+"""Bytes; written as 64MiB, 1GB."""
+ThresholdField = Annotated[Threshold, BeforeValidator(_threshold), PlainSerializer(str, return_type=str)]
+"""A comparison such as "> 85" or a Nagios range such as 10:20."""
+
+_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+
+
+class CheckSpec(BaseModel):
+    """Common fields of every check; subclasses add a `kind` literal, their options and `probe`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    kind_doc: ClassVar[str] = ""
+    """One paragraph for the generated reference docs."""
+    needs_target: ClassVar[bool] = False
+    """Kinds that connect to a target named in agent.yaml (databases)."""
+
+    id: str = Field(description="Dotted, stable identifier, e.g. his.disk.data.")
+    kind: str = Field(description="Which probe runs this check.")
+    title: str = Field("", description="Short human title; defaults to the id.")
+    interval: Duration = Field(60.0, description="How often to run, e.g. 60s, 5m.")
+    schedule: str | None = Field(None, description="Cron expression for daily patrols, instead of interval.")
+    timeout: Duration = Field(10.0, description="A run longer than this is reported UNKNOWN (timeout).")
+    target: str | None = Field(None, description="Name of a target in agent.yaml (for database checks).")
+    system: str = Field("other", description="HIS, CIS, EMR, LIS, PACS, payments, insurance, other...")
+    priority: Literal["high", "medium", "low"] = Field("medium", description="Incident priority.")
+    warn: ThresholdField | None = Field(None, description='WARNING when the value matches, e.g. "> 85".')
+    crit: ThresholdField | None = Field(None, description='CRITICAL when the value matches, e.g. "> 95".')
+    raise_after: int = Field(1, ge=1, description="Consecutive bad results before an incident opens.")
+    clear_after: int = Field(1, ge=1, description="Consecutive OK results before it resolves.")
+    runbook: str = Field("", description="What the on-call engineer or DBA should do.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Free labels copied to the results.")
+    disabled: bool = Field(False, description="Loaded and validated, but not run.")
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, v: str) -> str:
+        if not _ID.match(v):
+            raise ValueError(f"expected a dotted identifier of letters, digits, '_', '-' and '.', got {v!r}")
+        return v
+
+    @field_validator("interval", "timeout")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be above zero")
+        return v
+
+    @field_validator("schedule")
+    @classmethod
+    def _check_cron(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from croniter import croniter
+
+        if not croniter.is_valid(v):
+            raise ValueError(f"expected a cron expression such as \"30 7 * * *\", got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _target_required(self) -> CheckSpec:
+        if self.needs_target and not self.target:
+            raise ValueError(f"kind {self.kind} needs a target: the name of a target in agent.yaml")
+        return self
+
+    @property
+    def display_title(self) -> str:
+        return self.title or self.id
+
+    def status_for(self, value: float) -> Status:
+        """Apply crit then warn thresholds to a measured value."""
+        if self.crit is not None and self.crit.matches(value):
+            return Status.CRITICAL
+        if self.warn is not None and self.warn.matches(value):
+            return Status.WARNING
+        return Status.OK
+
+    def probe(self, ctx: RunContext) -> list[Result]:
+        """Run once and return one Result per series. Failures of the target are results, not exceptions."""
+        raise NotImplementedError(f"kind {self.kind} has no probe")

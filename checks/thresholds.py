@@ -1,0 +1,89 @@
+"""Threshold grammar: comparisons ("> 85", "<= 10", "!= 0", "> 2s") and Nagios ranges ("10:20", "@10:20", "~:5").
+
+A threshold *matches* when the value is a problem, as in the Nagios plugin guidelines:
+a range alerts when the value lies outside it (or inside it with a leading "@").
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from checks.units import parse_duration, parse_size
+
+_COMPARISON = re.compile(r"^\s*(>=|<=|==|!=|>|<|=)\s*(.+?)\s*$")
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+    "==": operator.eq, "=": operator.eq, "!=": operator.ne,
+}
+_NUMBER = re.compile(r"^[+-]?(\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
+
+
+def parse_quantity(text: str) -> float:
+    """A number, optionally with a duration ("2s", "500ms") or size ("1GiB") unit or a "%" sign."""
+    t = text.strip()
+    if t.endswith("%"):
+        t = t[:-1].strip()
+    if _NUMBER.match(t):
+        return float(t)
+    for parse in (parse_duration, parse_size):
+        try:
+            return float(parse(t))
+        except ValueError:
+            pass
+    raise ValueError(f"expected a number (optionally with a unit such as 2s or 1GiB), got {text!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    text: str
+    _test: Callable[[float], bool]
+
+    def matches(self, value: float) -> bool:
+        """True when `value` is a problem at this level."""
+        if math.isnan(value):
+            return True
+        return self._test(value)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def parse_threshold(text: str | int | float) -> Threshold:
+    """Parse a comparison or a Nagios range; a bare number N is the Nagios range 0:N."""
+    raw = str(text).strip()
+    if not raw:
+        raise ValueError("expected a threshold such as \"> 85\" or a Nagios range such as 10:20, got an empty string")
+    m = _COMPARISON.match(raw)
+    if m:
+        op = _OPS[m.group(1)]
+        try:
+            limit = parse_quantity(m.group(2))
+        except ValueError as exc:
+            raise ValueError(f"bad threshold {raw!r}: {exc}") from None
+        return Threshold(raw, lambda v: op(v, limit))
+    return Threshold(raw, _parse_range(raw))
+
+
+def _parse_range(raw: str) -> Callable[[float], bool]:
+    inside = raw.startswith("@")
+    body = raw[1:] if inside else raw
+    try:
+        if ":" in body:
+            lo_text, hi_text = body.split(":", 1)
+            lo = -math.inf if lo_text.strip() == "~" else (parse_quantity(lo_text) if lo_text.strip() else 0.0)
+            hi = math.inf if not hi_text.strip() else parse_quantity(hi_text)
+        else:
+            lo, hi = 0.0, parse_quantity(body)
+    except ValueError:
+        raise ValueError(
+            f"bad threshold {raw!r}: expected a comparison such as \"> 85\" or a Nagios range such as 10:20, @10:20, ~:5"
+        ) from None
+    if lo > hi:
+        raise ValueError(f"bad threshold {raw!r}: range start {lo:g} is above its end {hi:g}")
+    if inside:
+        return lambda v: lo <= v <= hi
+    return lambda v: v < lo or v > hi

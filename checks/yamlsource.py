@@ -1,0 +1,164 @@
+"""YAML loaded with the line of every node, and pydantic errors turned into file:line: field: message."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from checks.config_error import ConfigError, ConfigErrors
+
+PathKey = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class YamlSource:
+    """Parsed YAML plus the line (1-based) where each mapping key or list item starts."""
+
+    file: str
+    data: Any
+    lines: dict[PathKey, int] = field(default_factory=dict)
+
+    def line_of(self, path: PathKey) -> int | None:
+        """Line of the deepest node of `path` that exists in the document."""
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(tuple(path[:end]))
+            if line is not None:
+                return line
+        return None
+
+    def error(self, path: PathKey, message: str) -> ConfigError:
+        return ConfigError(message, file=self.file, line=self.line_of(path), field=dotted(path))
+
+
+def dotted(path: PathKey) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def load_yaml(path: str | Path) -> YamlSource:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found", file=str(p)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=str(p)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", file=str(p)) from None
+    return parse_yaml(text, str(p))
+
+
+def parse_yaml(text: str, file: str = "<string>") -> YamlSource:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(f"invalid YAML: {exc.problem}", file=file, line=line) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid YAML: {exc}", file=file) from None
+    src = YamlSource(file=file, data=None)
+    if node is None:
+        src.data = {}
+        return src
+    src.data = _build(node, (), src.lines, file)
+    return src
+
+
+def _build(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], file: str) -> Any:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                merged = _build(value_node, path, {}, file)
+                if isinstance(merged, dict):
+                    for k, v in merged.items():
+                        out.setdefault(k, v)
+                continue
+            key = yaml.SafeLoader(None).construct_object(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            if key in out:
+                raise ConfigError(f"duplicate key {key!r}", file=file, line=key_node.start_mark.line + 1, field=dotted((*path, str(key))))
+            key_path = (*path, str(key))
+            lines[key_path] = key_node.start_mark.line + 1
+            out[key] = _build(value_node, key_path, lines, file)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, (*path, i), lines, file) for i, item in enumerate(node.value)]
+    return yaml.SafeLoader(None).construct_object(node)
+
+
+def validate(model: type[M], data: Any, src: YamlSource, base: PathKey = (), context: dict[str, Any] | None = None) -> M:
+    """Validate `data` (found at `base` in `src`) against `model`; raise ConfigError(s) naming file, line and field."""
+    try:
+        return model.model_validate(data, context=context)
+    except ValidationError as exc:
+        raise errors_from(exc, src, base, model) from None
+
+
+def errors_from(exc: ValidationError, src: YamlSource, base: PathKey, model: type[BaseModel]) -> ConfigError:
+    errors: list[ConfigError] = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+        path = (*base, *loc)
+        message = _message(err, model, loc)
+        errors.append(ConfigError(message, file=src.file, line=src.line_of(path), field=dotted(path)))
+    errors.sort(key=lambda e: (e.line or 0, e.field))
+    return errors[0] if len(errors) == 1 else ConfigErrors(errors)
+
+
+def _message(err: Any, model: type[BaseModel], loc: PathKey) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        name = str(loc[-1]) if loc else ""
+        known = _known_fields(model, loc[:-1])
+        hint = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        suffix = f" (did you mean {hint[0]!r}?)" if hint else (f" (expected one of: {', '.join(sorted(known))})" if known else "")
+        return f"unknown field{suffix}"
+    if kind == "missing":
+        return "required field is missing"
+    msg = str(err["msg"])
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    elif msg.startswith("Assertion failed, "):
+        msg = msg[len("Assertion failed, "):]
+    if kind in {"literal_error", "enum"} and "input" in err:
+        msg = f"{msg}, got {err['input']!r}"
+    return msg
+
+
+def _known_fields(model: type[BaseModel], loc: PathKey) -> list[str]:
+    """Field names (with aliases) of the model found by walking `loc` through nested models."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        fields = getattr(current, "model_fields", None)
+        if not fields or part not in fields:
+            current = None
+            continue
+        current = _model_in(fields[part].annotation)
+    if current is None or not hasattr(current, "model_fields"):
+        return []
+    names = []
+    for name, info in current.model_fields.items():
+        names.append(info.alias or name)
+    return names
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
