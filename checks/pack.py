@@ -27,12 +27,28 @@ class Origin:
         return f"{self.file}:{self.line}" if self.line is not None else self.file
 
 
+@dataclass(frozen=True)
+class PackRef:
+    """A pack named in agent.yaml: `builtin:NAME`, a file or a glob, optionally bound to a target.
+
+    Binding sets `target` on every check of the pack that does not name its own, so one built-in
+    database pack can patrol several databases: its checks are then told apart by (id, target).
+    """
+
+    pack: str
+    target: str | None = None
+
+
+SeriesId = tuple[str, str]
+"""(check id, target or "") identifies a check instance on one agent."""
+
+
 @dataclass
 class CheckSet:
     """Checks loaded from packs, in order, with where each one was written."""
 
     specs: list[CheckSpec] = field(default_factory=list)
-    origin: dict[str, Origin] = field(default_factory=dict)
+    origin: dict[SeriesId, Origin] = field(default_factory=dict)
     packs: list[str] = field(default_factory=list)
 
     def enabled(self) -> list[CheckSpec]:
@@ -68,7 +84,7 @@ def resolve_pack_refs(refs: list[str], base_dir: Path) -> list[Path]:
 
 
 def load_checks(
-    refs: list[str],
+    refs: list[str | PackRef],
     *,
     base_dir: Path | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
@@ -77,9 +93,12 @@ def load_checks(
     """Load every pack named in `refs`, apply per-id overrides, and fail on the first file with errors."""
     base = base_dir or Path.cwd()
     result = CheckSet()
-    for path in resolve_pack_refs(refs, base):
-        load_pack_into(path, result, overrides or {}, overrides_source)
-    unknown = sorted(set(overrides or {}) - set(result.origin))
+    for ref in refs:
+        pref = ref if isinstance(ref, PackRef) else PackRef(ref)
+        for path in resolve_pack_refs([pref.pack], base):
+            load_pack_into(path, result, overrides or {}, overrides_source, bind_target=pref.target)
+    known = {cid for cid, _ in result.origin} | {f"{cid}@{t}" for cid, t in result.origin if t}
+    unknown = sorted(set(overrides or {}) - known)
     if unknown:
         errors = [
             ConfigError(
@@ -105,6 +124,7 @@ def load_pack_into(
     into: CheckSet,
     overrides: Mapping[str, Mapping[str, Any]],
     overrides_source: YamlSource | None,
+    bind_target: str | None = None,
 ) -> None:
     src = load_yaml(path)
     data = src.data
@@ -125,16 +145,18 @@ def load_pack_into(
     errors: list[ConfigError] = []
     for i, raw in enumerate(checks):
         try:
-            spec = _load_check(src, i, raw, defaults, overrides, overrides_source)
+            spec = _load_check(src, i, raw, defaults, overrides, overrides_source, bind_target)
         except ConfigError as exc:
             errors.extend(exc.errors if isinstance(exc, ConfigErrors) else [exc])
             continue
         origin = Origin(src.file, src.line_of(("checks", i)))
-        if spec.id in into.origin:
-            errors.append(src.error(("checks", i, "id"), f"duplicate check id {spec.id!r}, first defined at {into.origin[spec.id]}"))
+        sid = (spec.id, spec.target or "")
+        if sid in into.origin:
+            on = f" on target {spec.target!r}" if spec.target else ""
+            errors.append(src.error(("checks", i, "id"), f"duplicate check id {spec.id!r}{on}, first defined at {into.origin[sid]}"))
             continue
         into.specs.append(spec)
-        into.origin[spec.id] = origin
+        into.origin[sid] = origin
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
 
@@ -146,6 +168,7 @@ def _load_check(
     defaults: Mapping[str, Any],
     overrides: Mapping[str, Mapping[str, Any]],
     overrides_source: YamlSource | None,
+    bind_target: str | None = None,
 ) -> CheckSpec:
     path = ("checks", index)
     if not isinstance(raw, dict):
@@ -158,8 +181,11 @@ def _load_check(
         raise src.error((*path, "kind"), str(exc)) from None
     merged = {k: v for k, v in defaults.items() if k in cls.model_fields}
     merged.update(raw)
+    if bind_target and not merged.get("target"):
+        merged["target"] = bind_target
     spec = validate(cls, merged, src, path)
-    override = overrides.get(spec.id)
+    override = overrides.get(f"{spec.id}@{spec.target}") if spec.target else None
+    override = override or overrides.get(spec.id)
     if override:
         if not isinstance(override, Mapping):
             raise ConfigError("expected a mapping of fields to override", file=overrides_source.file if overrides_source else "",

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ValidationError
 from checks.config_error import ConfigError, ConfigErrors
 
 PathKey = tuple[str | int, ...]
+_CONSTRUCTOR = yaml.SafeLoader("")
+"""Turns scalar nodes into Python values with the safe YAML 1.1 rules."""
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -84,7 +86,7 @@ def _build(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], file: str)
                     for k, v in merged.items():
                         out.setdefault(k, v)
                 continue
-            key = yaml.SafeLoader(None).construct_object(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            key = _CONSTRUCTOR.construct_object(key_node) if isinstance(key_node, yaml.ScalarNode) else None
             if key in out:
                 raise ConfigError(f"duplicate key {key!r}", file=file, line=key_node.start_mark.line + 1, field=dotted((*path, str(key))))
             key_path = (*path, str(key))
@@ -93,7 +95,7 @@ def _build(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], file: str)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), lines, file) for i, item in enumerate(node.value)]
-    return yaml.SafeLoader(None).construct_object(node)
+    return _CONSTRUCTOR.construct_object(node)
 
 
 def validate(model: type[M], data: Any, src: YamlSource, base: PathKey = (), context: dict[str, Any] | None = None) -> M:
