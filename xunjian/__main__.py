@@ -1,0 +1,3 @@
+from xunjian.cli import main
+
+raise SystemExit(main())

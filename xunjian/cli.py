@@ -1,0 +1,263 @@
+"""`xunjian` command line: the collector, the agent, the check author's loop, and a client of the collector."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from checks.config_error import ConfigError
+from xunjian import __version__
+from xunjian.client import ApiError, Client
+from xunjian.table import render
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return EXIT_INVALID
+    try:
+        code: int = args.handler(args)
+        return code
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except ApiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="xunjian", description="Xunjian (巡检): patrol inspection for hospital core systems.")
+    p.add_argument("--version", action="version", version=f"xunjian {__version__}")
+    sub = p.add_subparsers(metavar="COMMAND")
+
+    up = sub.add_parser("up", help="start a collector and a local agent on this machine (loopback only)")
+    up.add_argument("--data-dir", default=".xunjian", help="where configs, the store and the spool live")
+    up.add_argument("--grpc", default="127.0.0.1:9470", help="collector gRPC address")
+    up.add_argument("--http", default="127.0.0.1:9471", help="collector HTTP address")
+    up.set_defaults(handler=_cmd_up)
+
+    collector = sub.add_parser("collector", help="run the collector").add_subparsers(metavar="ACTION")
+    serve = collector.add_parser("serve", help="serve gRPC ingest, /metrics and the API")
+    serve.add_argument("--config", required=True, type=Path, help="collector.yaml")
+    serve.set_defaults(handler=_cmd_collector_serve)
+
+    agent = sub.add_parser("agent", help="run an agent").add_subparsers(metavar="ACTION")
+    run = agent.add_parser("run", help="run the checks of agent.yaml and stream results to the collector")
+    run.add_argument("--config", required=True, type=Path, help="agent.yaml")
+    run.set_defaults(handler=_cmd_agent_run)
+
+    status = sub.add_parser("status", help="fleet and current problems")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=_cmd_status)
+
+    incidents = sub.add_parser("incidents", help="incidents").add_subparsers(metavar="ACTION")
+    ilist = incidents.add_parser("list", help="list incidents (open ones unless --all)")
+    ilist.add_argument("--all", action="store_true", help="include resolved incidents")
+    ilist.add_argument("--json", action="store_true")
+    ilist.set_defaults(handler=_cmd_incidents_list)
+
+    check = sub.add_parser("check", help="run or validate packs here").add_subparsers(metavar="ACTION")
+    crun = check.add_parser("run", help="run packs once here and print the results")
+    crun.add_argument("packs", nargs="+", help="builtin:NAME, a pack file or a glob")
+    crun.add_argument("--config", type=Path, help="agent.yaml for targets, allowed commands and overrides")
+    crun.add_argument("--target", help="bind the packs to this target of agent.yaml")
+    crun.add_argument("--json", action="store_true", help="one JSON object per result per line")
+    crun.set_defaults(handler=_cmd_check_run)
+    cval = check.add_parser("validate", help="validate packs (and agent.yaml) without running anything")
+    cval.add_argument("packs", nargs="*", help="builtin:NAME, pack files or globs")
+    cval.add_argument("--config", type=Path, help="agent.yaml: validated with its packs and targets")
+    cval.set_defaults(handler=_cmd_check_validate)
+
+    findings = sub.add_parser("findings", help="DBA findings").add_subparsers(metavar="ACTION")
+    flist = findings.add_parser("list", help="list findings")
+    flist.add_argument("--target")
+    flist.add_argument("--engine", choices=["oracle", "mssql", "postgres", "mysql"])
+    flist.add_argument("--state", choices=["new", "accepted", "dismissed", "fixed"])
+    flist.add_argument("--agent")
+    flist.add_argument("--json", action="store_true")
+    flist.set_defaults(handler=_cmd_findings_list)
+    fshow = findings.add_parser("show", help="one finding with its evidence")
+    fshow.add_argument("id")
+    fshow.add_argument("--json", action="store_true")
+    fshow.set_defaults(handler=_cmd_findings_show)
+    for action in ("accept", "dismiss"):
+        fp = findings.add_parser(action, help=f"{action} a finding after review")
+        fp.add_argument("id")
+        fp.add_argument("--reviewer", required=True, help="who reviewed it")
+        fp.add_argument("--note", default="", help="why")
+        fp.set_defaults(handler=_cmd_findings_review, action=action)
+    return p
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from xunjian.up import run_up
+
+    return run_up(Path(args.data_dir), grpc=args.grpc, http=args.http)
+
+
+def _cmd_collector_serve(args: argparse.Namespace) -> int:
+    from collector.server import serve
+
+    return serve(args.config)
+
+
+def _cmd_agent_run(args: argparse.Namespace) -> int:
+    from agent.daemon import run_agent
+
+    return run_agent(args.config)
+
+
+def _cmd_check_run(args: argparse.Namespace) -> int:
+    from xunjian.checkrun import run_packs
+
+    results = run_packs(args.packs, config=args.config, target=args.target)
+    if args.json:
+        for r in results:
+            print(json.dumps(r.to_json(), ensure_ascii=False))
+        return EXIT_OK
+    rows = [
+        (r.status.name, r.check_id, r.target, r.key, _fmt_value(r.value, r.unit), r.outcome, r.summary)
+        for r in results
+    ]
+    print(render(["STATUS", "CHECK", "TARGET", "KEY", "VALUE", "OUTCOME", "SUMMARY"], rows))
+    return EXIT_OK
+
+
+def _cmd_check_validate(args: argparse.Namespace) -> int:
+    from xunjian.checkrun import validate
+
+    summary = validate(args.packs, config=args.config)
+    print(summary)
+    return EXIT_OK
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    client = Client()
+    agents = client.get("/api/v1/agents")
+    checks = client.get("/api/v1/checks")
+    incidents = client.get("/api/v1/incidents", status="open")
+    if args.json:
+        print(json.dumps({"agents": agents, "checks": checks, "incidents": incidents}, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    per_agent: dict[str, dict[str, int]] = {}
+    for c in _items(checks):
+        counts = per_agent.setdefault(str(c.get("agent")), {})
+        counts[str(c.get("status"))] = counts.get(str(c.get("status")), 0) + 1
+    rows = []
+    for a in _items(agents):
+        counts = per_agent.get(str(a.get("id")), {})
+        rows.append((
+            a.get("id"), a.get("hostname"), "up" if a.get("connected") else "DOWN", a.get("last_seen"),
+            sum(counts.values()), ", ".join(f"{k}={v}" for k, v in sorted(counts.items()) if k != "OK") or "all OK",
+            a.get("spool_depth"), a.get("dropped"),
+        ))
+    print("Agents")
+    print(render(["AGENT", "HOST", "STATE", "LAST SEEN", "SERIES", "PROBLEMS", "SPOOL", "DROPPED"], rows))
+    problems = [c for c in _items(checks) if c.get("status") != "OK"]
+    print()
+    if problems:
+        print("Current problems")
+        print(render(
+            ["STATUS", "AGENT", "CHECK", "TARGET", "KEY", "VALUE", "SUMMARY"],
+            [(c.get("status"), c.get("agent"), c.get("check_id"), c.get("target"), c.get("key"),
+              _fmt_value(c.get("value"), str(c.get("unit") or "")), c.get("summary")) for c in problems],
+        ))
+    else:
+        print("No current problems.")
+    print()
+    _print_incidents(_items(incidents))
+    return EXIT_OK
+
+
+def _cmd_incidents_list(args: argparse.Namespace) -> int:
+    incidents = Client().get("/api/v1/incidents", status="all" if args.all else "open")
+    if args.json:
+        print(json.dumps(incidents, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    _print_incidents(_items(incidents))
+    return EXIT_OK
+
+
+def _print_incidents(items: list[dict[str, Any]]) -> None:
+    if not items:
+        print("No open incidents.")
+        return
+    print("Incidents")
+    print(render(
+        ["ID", "STATUS", "PRIORITY", "SYSTEM", "AGENT", "CHECK", "TARGET", "KEY", "OPENED", "SUMMARY"],
+        [(i.get("id"), i.get("status"), i.get("priority"), i.get("system"), i.get("agent"), i.get("check_id"),
+          i.get("target"), i.get("key"), i.get("opened_at"), i.get("summary")) for i in items],
+    ))
+
+
+def _cmd_findings_list(args: argparse.Namespace) -> int:
+    findings = Client().get("/api/v1/findings", target=args.target, engine=args.engine, state=args.state, agent=args.agent)
+    if args.json:
+        print(json.dumps(findings, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    items = _items(findings)
+    if not items:
+        print("No findings.")
+        return EXIT_OK
+    print(render(
+        ["ID", "STATE", "ENGINE", "TARGET", "CHECK", "OBJECT", "SEEN", "LAST SEEN", "TITLE"],
+        [(f.get("id"), f.get("state"), f.get("engine"), f.get("target"), f.get("check_id"), f.get("object"),
+          f.get("seen_count"), f.get("last_seen"), f.get("title")) for f in items],
+    ))
+    return EXIT_OK
+
+
+def _cmd_findings_show(args: argparse.Namespace) -> int:
+    finding = Client().get(f"/api/v1/findings/{args.id}")
+    if args.json:
+        print(json.dumps(finding, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    for key in ("id", "state", "engine", "agent", "target", "check_id", "fingerprint", "object", "title",
+                "first_seen", "last_seen", "seen_count", "reviewer", "review_note", "reviewed_at"):
+        if finding.get(key) not in (None, ""):
+            print(f"{key:>14}: {finding[key]}")
+    if finding.get("evidence"):
+        print(f"{'evidence':>14}:")
+        for k, v in sorted(finding["evidence"].items()):
+            print(f"{'':>16}{k} = {v:g}" if isinstance(v, (int, float)) else f"{'':>16}{k} = {v}")
+    if finding.get("sql_text"):
+        print(f"{'sql':>14}: {finding['sql_text']}")
+    if finding.get("recommendation"):
+        print(f"{'recommendation':>14}: {finding['recommendation']}")
+    return EXIT_OK
+
+
+def _cmd_findings_review(args: argparse.Namespace) -> int:
+    finding = Client().post(f"/api/v1/findings/{args.id}/{args.action}", {"reviewer": args.reviewer, "note": args.note})
+    print(f"finding {finding.get('id', args.id)} is now {finding.get('state', args.action + 'ed')}")
+    return EXIT_OK
+
+
+def _items(payload: Any) -> list[dict[str, Any]]:
+    """API lists come either bare or as {"items": [...]}."""
+    if isinstance(payload, dict):
+        payload = payload.get("items", [])
+    return [p for p in payload or [] if isinstance(p, dict)]
+
+
+def _fmt_value(value: Any, unit: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        text = f"{value:.4g}" if abs(value) < 1e6 else f"{value:.0f}"
+    else:
+        text = str(value)
+    return f"{text} {unit}".strip() if unit else text
