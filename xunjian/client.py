@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import urllib.error
@@ -45,10 +46,8 @@ class Client:
                 return json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", "replace")
-            try:
+            with contextlib.suppress(ValueError, AttributeError):
                 detail = json.loads(detail).get("error", detail)
-            except (ValueError, AttributeError):
-                pass
             raise ApiError(f"{req.get_method()} {req.full_url}: HTTP {exc.code}: {detail}") from None
         except urllib.error.URLError as exc:
             raise ApiError(
