@@ -13,6 +13,15 @@ KIND_MODULES: dict[str, str] = {
     "host.swap": "checks.host",
     "host.disk": "checks.host",
     "host.load": "checks.host",
+    "host.inodes": "checks.host",
+    "host.uptime": "checks.host",
+    "host.process": "checks.host",
+    "host.port": "checks.host",
+    "host.file": "checks.host",
+    "host.windows_service": "checks.host_windows",
+    "host.log": "checks.logwatch",
+    "host.ntp": "checks.ntp",
+    "command": "checks.command",
     "agent.spool": "checks.agent_self",
 }
 

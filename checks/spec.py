@@ -44,6 +44,8 @@ class CheckSpec(BaseModel):
     """One paragraph for the generated reference docs."""
     needs_target: ClassVar[bool] = False
     """Kinds that connect to a target named in agent.yaml (databases)."""
+    example: ClassVar[str] = ""
+    """A YAML check (one list item of `checks:`) for the generated reference docs; a test loads it."""
 
     id: str = Field(description="Dotted, stable identifier, e.g. his.disk.data.")
     kind: str = Field(description="Which probe runs this check.")
@@ -88,6 +90,12 @@ class CheckSpec(BaseModel):
         return v
 
     @model_validator(mode="after")
+    def _interval_or_schedule(self) -> CheckSpec:
+        if self.schedule is not None and "interval" in self.model_fields_set:
+            raise ValueError("set either interval or schedule (cron), not both")
+        return self
+
+    @model_validator(mode="after")
     def _target_required(self) -> CheckSpec:
         if self.needs_target and not self.target:
             raise ValueError(f"kind {self.kind} needs a target: the name of a target in agent.yaml")
@@ -104,6 +112,31 @@ class CheckSpec(BaseModel):
         if self.warn is not None and self.warn.matches(value):
             return Status.WARNING
         return Status.OK
+
+    def measured(
+        self,
+        value: float,
+        *,
+        unit: str,
+        summary: str,
+        key: str = "",
+        metrics: dict[str, float] | None = None,
+    ) -> Result:
+        """A successful measurement: status from the thresholds, and the threshold crossed named in the summary."""
+        status = self.status_for(value)
+        crossed = self.crit if status is Status.CRITICAL else self.warn if status is Status.WARNING else None
+        if crossed is not None:
+            summary = f"{summary} ({status.name.lower()} {crossed})"
+        return Result(
+            check_id=self.id,
+            status=status,
+            summary=summary,
+            target=self.target or "",
+            key=key,
+            value=value,
+            unit=unit,
+            metrics=dict(metrics or {}),
+        )
 
     def probe(self, ctx: RunContext) -> list[Result]:
         """Run once and return one Result per series. Failures of the target are results, not exceptions."""

@@ -1,0 +1,48 @@
+"""Small per-check state kept between runs (log offsets, last uptime): a JSON file in the agent's state
+directory, or process memory when the agent has none. Losing it is harmless; it only costs one run's memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+from checks.context import RunContext
+
+_MEMORY: dict[tuple[str, str], dict[str, Any]] = {}
+_LOCK = threading.Lock()
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+class ProbeState:
+    """State of one check (`check_id`) for one probe family (`family`), e.g. ("logwatch", "his.app.errors")."""
+
+    def __init__(self, ctx: RunContext, family: str, check_id: str) -> None:
+        self.key = (family, check_id)
+        self.path: Path | None = None
+        if ctx.state_dir is not None:
+            self.path = Path(ctx.state_dir) / family / f"{_UNSAFE.sub('_', check_id)}.json"
+
+    def load(self) -> dict[str, Any]:
+        if self.path is None:
+            with _LOCK:
+                return dict(_MEMORY.get(self.key, {}))
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def save(self, data: dict[str, Any]) -> None:
+        """Write atomically (temp file + rename) so a crash never leaves half a state file."""
+        if self.path is None:
+            with _LOCK:
+                _MEMORY[self.key] = dict(data)
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, self.path)
