@@ -75,10 +75,11 @@ def _gai_text(exc: socket.gaierror) -> str:
     return exc.strerror or str(exc)
 
 
-def failure_result(check_id: str, failure: ProbeFailure, started_at: float, t0: float) -> Result:
+def failure_result(spec: CheckSpec, failure: ProbeFailure, started_at: float, t0: float) -> Result:
     """A Result for a classified failure; the elapsed time is kept so a timeout shows how long was waited."""
     return Result(
-        check_id=check_id,
+        check_id=spec.id,
+        target=spec.target or "",
         status=failure.status,
         outcome=failure.outcome,
         summary=failure.summary,
@@ -99,26 +100,14 @@ def guarded(spec: CheckSpec, ctx: RunContext, what: str, run: Callable[[float, f
     try:
         return [run(started_at, t0)]
     except Exception as exc:
-        return [failure_result(spec.id, classify(exc, what), started_at, t0)]
+        return [failure_result(spec, classify(exc, what), started_at, t0)]
 
 
 def timed_result(
     spec: CheckSpec, seconds: float, summary: str, started_at: float, t0: float, metrics: dict[str, float]
 ) -> Result:
     """An answered probe: its latency in seconds is the value the warn/crit thresholds ("> 2s") apply to."""
-    status = spec.status_for(seconds)
-    if status is Status.CRITICAL and spec.crit is not None:
-        summary = f"{summary} (latency {spec.crit})"
-    elif status is Status.WARNING and spec.warn is not None:
-        summary = f"{summary} (latency {spec.warn})"
-    return Result(
-        check_id=spec.id,
-        status=status,
-        outcome=Outcome.OK,
-        summary=summary,
-        value=seconds,
-        unit="s",
-        metrics=metrics,
-        started_at=started_at,
-        duration_ms=(time.monotonic() - t0) * 1000.0,
-    )
+    result = spec.measured(seconds, unit="s", summary=summary, metrics=metrics)
+    result.started_at = started_at
+    result.duration_ms = (time.monotonic() - t0) * 1000.0
+    return result
