@@ -179,7 +179,9 @@ def _load_check(
         cls = spec_class(str(raw["kind"]))
     except ValueError as exc:
         raise src.error((*path, "kind"), str(exc)) from None
-    merged = {k: v for k, v in defaults.items() if k in cls.model_fields}
+    if "interval" in raw and "schedule" in raw:
+        raise src.error((*path, "schedule"), "set either interval or schedule (cron), not both")
+    merged = {k: v for k, v in defaults.items() if k in cls.model_fields and not _replaced_by(k, raw)}
     merged.update(raw)
     if bind_target and not merged.get("target"):
         merged["target"] = bind_target
@@ -191,7 +193,13 @@ def _load_check(
             raise ConfigError("expected a mapping of fields to override", file=overrides_source.file if overrides_source else "",
                               line=overrides_source.line_of(("overrides", spec.id)) if overrides_source else None,
                               field=f"overrides.{spec.id}")
+        merged = {k: v for k, v in merged.items() if not _replaced_by(k, override)}
         merged.update(override)
         osrc = overrides_source or src
         spec = validate(cls, merged, osrc, ("overrides", spec.id) if overrides_source else path)
     return spec
+
+
+def _replaced_by(name: str, fields: Mapping[str, Any]) -> bool:
+    """A check's own `schedule` replaces a default `interval` and vice versa; so does an override."""
+    return (name == "interval" and "schedule" in fields) or (name == "schedule" and "interval" in fields)
