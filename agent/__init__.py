@@ -1,0 +1,3 @@
+"""The Xunjian agent: config, scheduler, check execution, durable spool and gRPC stream to the collector."""
+
+from __future__ import annotations

@@ -1,0 +1,226 @@
+"""agent.yaml (DESIGN.md §4a, a public contract) as pydantic models; every error names file, line and field."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from checks.config_error import ConfigError, ConfigErrors
+from checks.context import RunContext
+from checks.pack import CheckSet, PackRef, load_checks
+from checks.spec import Duration, Size
+from checks.targets import parse_targets
+from checks.yamlsource import YamlSource, load_yaml, validate
+
+_ADDRESS = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+):(\d{1,5})$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgentSection(_Section):
+    id: str = Field(default_factory=socket.gethostname, description="Unique in the fleet; defaults to the hostname.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Copied to every result of this agent.")
+    roles: list[str] = Field(default_factory=list, description="What this host is, e.g. his-app, lis-db.")
+
+    @field_validator("id")
+    @classmethod
+    def _non_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty (leave it out to use the hostname)")
+        return v
+
+
+class BackoffSection(_Section):
+    initial: Duration = Field(0.5, description="First wait after a failed connection.")
+    max: Duration = Field(30.0, description="Longest wait between reconnection rounds.")
+
+    @field_validator("initial", "max")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be above zero")
+        return v
+
+
+class CollectorSection(_Section):
+    addresses: list[str] = Field(description='Collectors as "host:port", tried in order (failover).')
+    batch_max: int = Field(100, ge=1, description="Most results in one Batch message.")
+    batch_wait: Duration = Field(0.2, description="How long a result may wait for others to fill a batch.")
+    window: int = Field(8, ge=1, description="Batches sent but not yet acknowledged, at most.")
+    heartbeat_interval: Duration = Field(10.0, description="How often the agent reports its spool and seq.")
+    connect_timeout: Duration = Field(5.0, description="How long to wait for the collector's Welcome.")
+    reconnect: BackoffSection = Field(default_factory=lambda: BackoffSection.model_validate({}), description="Backoff between attempts.")
+
+    @field_validator("addresses")
+    @classmethod
+    def _addresses(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError('at least one collector address is needed, e.g. ["collector-a:9470"]')
+        for a in v:
+            m = _ADDRESS.match(a)
+            if not m or not 0 < int(m.group(1)) < 65536:
+                raise ValueError(f"expected host:port such as collector-a:9470, got {a!r}")
+        return v
+
+    @field_validator("heartbeat_interval", "connect_timeout")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be above zero")
+        return v
+
+
+class SpoolSection(_Section):
+    path: str = Field("/var/lib/xunjian/spool.db", description="SQLite file that keeps results until acknowledged.")
+    max_bytes: Size = Field(256 * 1024**2, description="Bound on stored results; the oldest are dropped beyond it.")
+
+    @field_validator("max_bytes")
+    @classmethod
+    def _at_least(cls, v: int) -> int:
+        if v < 64 * 1024:
+            raise ValueError("must be at least 64KiB")
+        return v
+
+
+class PackEntry(_Section):
+    pack: str = Field(description="builtin:NAME, a file or a glob.")
+    target: str | None = Field(None, description="Bind the pack's checks to this target.")
+
+
+class CommandsSection(_Section):
+    allow: list[str] = Field(default_factory=list, description="Absolute paths of programs the command kind may run.")
+
+    @field_validator("allow")
+    @classmethod
+    def _absolute(cls, v: list[str]) -> list[str]:
+        for p in v:
+            if not Path(p).is_absolute():
+                raise ValueError(f"expected an absolute path such as /usr/lib/nagios/plugins/check_disk, got {p!r}")
+        return v
+
+
+class AgentFile(_Section):
+    """The whole agent.yaml; `targets` stays raw here because checks.targets validates it."""
+
+    agent: AgentSection = Field(default_factory=AgentSection)
+    collector: CollectorSection
+    spool: SpoolSection = Field(default_factory=lambda: SpoolSection.model_validate({}))
+    packs: list[Any] = Field(default_factory=list, description="builtin:NAME, files, globs or {pack, target}.")
+    commands: CommandsSection = Field(default_factory=CommandsSection)
+    targets: Any = None
+    overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    state_dir: str | None = Field(None, description="Where probes keep small state; defaults next to the spool.")
+    concurrency: int = Field(4, ge=1, le=256, description="Checks that may run at the same time.")
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """agent.yaml validated, with paths resolved against its directory and its checks loaded."""
+
+    source: Path
+    agent: AgentSection
+    collector: CollectorSection
+    spool_path: Path
+    spool_max_bytes: int
+    state_dir: Path
+    concurrency: int
+    command_allow: frozenset[str]
+    targets: Mapping[str, Any]
+    checks: CheckSet = field(default_factory=CheckSet)
+
+    @property
+    def agent_id(self) -> str:
+        return self.agent.id
+
+    def run_context(self, resources: dict[str, Any] | None = None) -> RunContext:
+        """What every probe of this agent gets: targets, allowed commands, state directory, shared resources."""
+        return RunContext(
+            agent_id=self.agent.id,
+            targets=self.targets,
+            command_allow=self.command_allow,
+            state_dir=self.state_dir,
+            resources=resources if resources is not None else {},
+        )
+
+
+def load_agent_config(path: str | Path) -> AgentConfig:
+    """Read and validate agent.yaml and the packs it names; raises ConfigError "file:line: field: message"."""
+    p = Path(path)
+    src = load_yaml(p)
+    if not isinstance(src.data, dict):
+        raise src.error((), "expected a mapping with agent, collector, spool, packs, targets...")
+    model = validate(AgentFile, src.data, src)
+    base = p.resolve().parent
+    targets = parse_targets(model.targets, src)
+    refs = _pack_refs(model.packs, targets, src)
+    checks = load_checks(refs, base_dir=base, overrides=model.overrides, overrides_source=src)
+    _check_targets_exist(checks, targets)
+    spool_path = _resolve(base, model.spool.path)
+    state_dir = _resolve(base, model.state_dir) if model.state_dir else spool_path.parent / "state"
+    return AgentConfig(
+        source=p,
+        agent=model.agent,
+        collector=model.collector,
+        spool_path=spool_path,
+        spool_max_bytes=model.spool.max_bytes,
+        state_dir=state_dir,
+        concurrency=model.concurrency,
+        command_allow=frozenset(model.commands.allow),
+        targets=targets,
+        checks=checks,
+    )
+
+
+def _resolve(base: Path, raw: str) -> Path:
+    p = Path(raw).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def _unknown_target_message(name: str, targets: Mapping[str, Any]) -> str:
+    hint = difflib.get_close_matches(name, list(targets), n=1, cutoff=0.6)
+    if hint:
+        return f"unknown target {name!r} (did you mean {hint[0]!r}?)"
+    known = ", ".join(sorted(targets)) or "none"
+    return f"unknown target {name!r}; agent.yaml defines: {known}"
+
+
+def _pack_refs(raw: list[Any], targets: Mapping[str, Any], src: YamlSource) -> list[str | PackRef]:
+    """Entries of `packs:`; a pack bound to a target names one that exists (the error points at the entry)."""
+    refs: list[str | PackRef] = []
+    for i, item in enumerate(raw):
+        if isinstance(item, str) and item:
+            refs.append(item)
+            continue
+        if not isinstance(item, dict):
+            raise src.error(("packs", i), "expected builtin:NAME, a file, a glob or {pack: ..., target: ...}")
+        entry = validate(PackEntry, item, src, ("packs", i))
+        if entry.target is not None and entry.target not in targets:
+            raise src.error(("packs", i, "target"), _unknown_target_message(entry.target, targets))
+        refs.append(PackRef(entry.pack, entry.target))
+    return refs
+
+
+def _check_targets_exist(checks: CheckSet, targets: Mapping[str, Any]) -> None:
+    """Every check with a target names one from agent.yaml; the error points at the check in its pack."""
+    errors: list[ConfigError] = []
+    for spec in checks.specs:
+        if spec.target is None or spec.target in targets:
+            continue
+        origin = checks.origin.get((spec.id, spec.target))
+        errors.append(ConfigError(
+            f"check {spec.id!r}: {_unknown_target_message(spec.target, targets)}",
+            file=origin.file if origin else "",
+            line=origin.line if origin else None,
+            field="target",
+        ))
+    if errors:
+        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)

@@ -1,0 +1,168 @@
+"""Durable spool: every result is on disk with its seq before the agent relies on it, and stays until acknowledged.
+
+SQLite in WAL mode with synchronous=FULL, so a committed append survives a power cut. The seq counter lives in
+the same transaction as the rows it numbers and never goes back, even when the spool is empty (DESIGN.md §3:
+the collector drops anything at or below the highest seq it stored for this agent).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.wire import result_to_proto
+from checks.result import Result
+
+log = logging.getLogger("xunjian.agent.spool")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS results (seq INTEGER PRIMARY KEY, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (name, value) VALUES ('last_seq', 0), ('acked_seq', 0), ('dropped_total', 0);
+"""
+
+
+@dataclass(frozen=True)
+class SpoolStats:
+    depth: int
+    """Results waiting for the collector's acknowledgement."""
+    bytes: int
+    """Serialized size of those results (the quantity `max_bytes` bounds)."""
+    dropped_total: int
+    """Results dropped, oldest first, because the spool reached `max_bytes`; never reset."""
+    last_seq: int
+    acked_seq: int
+
+
+class Spool:
+    """Results serialized as protos.patrol_pb2.Result, keyed by seq; thread-safe (one connection, one lock)."""
+
+    def __init__(self, path: str | Path, max_bytes: int = 256 * 1024**2) -> None:
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        meta = dict(self._db.execute("SELECT name, value FROM meta").fetchall())
+        self._last_seq = int(meta["last_seq"])
+        self._acked_seq = int(meta["acked_seq"])
+        self._dropped_total = int(meta["dropped_total"])
+        depth, size = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM results").fetchone()
+        self._depth = int(depth)
+        self._bytes = int(size)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @property
+    def last_seq(self) -> int:
+        return self._last_seq
+
+    @property
+    def acked_seq(self) -> int:
+        return self._acked_seq
+
+    def stats(self) -> SpoolStats:
+        with self._lock:
+            return SpoolStats(self._depth, self._bytes, self._dropped_total, self._last_seq, self._acked_seq)
+
+    def append(self, results: Sequence[Result]) -> int:
+        """Number and store `results` in one durable transaction; returns the last seq assigned."""
+        if not results:
+            return self._last_seq
+        with self._lock:
+            seq = self._last_seq
+            rows = []
+            added = 0
+            for r in results:
+                seq += 1
+                body = result_to_proto(r, seq).SerializeToString()
+                added += len(body)
+                rows.append((seq, body))
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany("INSERT INTO results (seq, body) VALUES (?, ?)", rows)
+                db.execute("UPDATE meta SET value = ? WHERE name = 'last_seq'", (seq,))
+                depth, size = self._depth + len(rows), self._bytes + added
+                dropped = 0
+                if size > self.max_bytes:
+                    dropped, freed = self._drop_oldest(size - self.max_bytes)
+                    depth, size = depth - dropped, size - freed
+                    db.execute("UPDATE meta SET value = value + ? WHERE name = 'dropped_total'", (dropped,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            self._last_seq, self._depth, self._bytes = seq, depth, size
+            if dropped:
+                self._dropped_total += dropped
+                log.warning("spool full (%d bytes): dropped the %d oldest results, %d dropped in total",
+                            self.max_bytes, dropped, self._dropped_total)
+            return seq
+
+    def _drop_oldest(self, excess: int) -> tuple[int, int]:
+        """Delete the oldest rows until `excess` bytes are freed (inside the caller's transaction)."""
+        freed = 0
+        count = 0
+        cutoff = 0
+        for seq, size in self._db.execute("SELECT seq, LENGTH(body) FROM results ORDER BY seq"):
+            freed += int(size)
+            count += 1
+            cutoff = int(seq)
+            if freed >= excess:
+                break
+        self._db.execute("DELETE FROM results WHERE seq <= ?", (cutoff,))
+        return count, freed
+
+    def read_after(self, seq: int, limit: int) -> list[tuple[int, bytes]]:
+        """Up to `limit` stored results with a seq above `seq`, oldest first, as (seq, serialized Result)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, body FROM results WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+            ).fetchall()
+        return [(int(s), bytes(b)) for s, b in rows]
+
+    def ack(self, up_to_seq: int) -> int:
+        """Forget every result at or below `up_to_seq` (the collector committed them); returns how many went."""
+        with self._lock:
+            if up_to_seq <= self._acked_seq:
+                return 0
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                count, size = db.execute(
+                    "SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM results WHERE seq <= ?", (up_to_seq,)
+                ).fetchone()
+                if count:
+                    db.execute("DELETE FROM results WHERE seq <= ?", (up_to_seq,))
+                acked = max(self._acked_seq, min(up_to_seq, self._last_seq))
+                db.execute("UPDATE meta SET value = ? WHERE name = 'acked_seq'", (acked,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            self._depth -= int(count)
+            self._bytes -= int(size)
+            self._acked_seq = acked
+            return int(count)
+
+    def advance_seq(self, at_least: int) -> bool:
+        """Make the next seq exceed `at_least` (the collector already stored up to it, e.g. after the spool file
+        was deleted), so new results are not dropped as duplicates; returns True when the counter moved."""
+        with self._lock:
+            if at_least <= self._last_seq:
+                return False
+            self._db.execute("UPDATE meta SET value = ? WHERE name = 'last_seq'", (at_least,))
+            log.warning("collector has results up to seq %d but this spool was at %d: continuing from %d",
+                        at_least, self._last_seq, at_least + 1)
+            self._last_seq = at_least
+            return True
