@@ -1,0 +1,1 @@
+"""The Xunjian collector: gRPC ingest, state engine, incidents, findings, store, metrics and HTTP API."""

@@ -1,0 +1,173 @@
+"""What the state engine decides and the store writes: plain records, no I/O, no protobuf types."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class FindingLike(Protocol):
+    """The fields of a patrol_pb2.Finding the collector reads."""
+
+    fingerprint: str
+    title: str
+    object: str
+    recommendation: str
+    sql_text: str
+
+    @property
+    def evidence(self) -> Mapping[str, float]: ...
+
+    @property
+    def attributes(self) -> Mapping[str, str]: ...
+
+
+class ResultLike(Protocol):
+    """The fields of a patrol_pb2.Result the collector reads; a protobuf message satisfies it."""
+
+    seq: int
+    check_id: str
+    target: str
+    key: str
+    status: int
+    value: float
+    unit: str
+    summary: str
+    started_unix_ms: int
+    duration_us: int
+    outcome: str
+
+    @property
+    def metrics(self) -> Mapping[str, float]: ...
+
+    @property
+    def findings(self) -> Sequence[FindingLike]: ...
+
+    def HasField(self, name: str) -> bool: ...  # noqa: N802 - protobuf's name
+
+
+@dataclass(frozen=True)
+class CheckRule:
+    """A check as the agent declared it in Hello: title, priority and the incident rules of its series."""
+
+    check_id: str
+    target: str = ""
+    title: str = ""
+    kind: str = ""
+    system: str = ""
+    priority: str = "medium"
+    raise_after: int = 1
+    clear_after: int = 1
+    interval_s: int = 0
+    schedule: str = ""
+    runbook: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def display_title(self) -> str:
+        return self.title or self.check_id
+
+
+@dataclass(frozen=True)
+class AgentHello:
+    agent_id: str
+    hostname: str
+    labels: Mapping[str, str]
+    roles: Sequence[str]
+    version: str
+    platform: str
+    last_seq: int
+    checks: Sequence[CheckRule]
+    at: float
+
+
+@dataclass(frozen=True)
+class AgentHeartbeat:
+    agent_id: str
+    last_seq: int
+    spool_depth: int
+    dropped_total: int
+    at: float
+
+
+@dataclass(frozen=True)
+class Transition:
+    agent_id: str
+    check_id: str
+    target: str
+    key: str
+    seq: int
+    from_status: int | None
+    to_status: int
+    at: float
+    summary: str
+    value: float | None
+
+
+@dataclass(frozen=True)
+class IncidentOpen:
+    kind: str
+    agent_id: str
+    check_id: str
+    target: str
+    key: str
+    priority: str
+    system: str
+    title: str
+    summary: str
+    status: int
+    at: float
+    response_due_at: float
+
+
+@dataclass(frozen=True)
+class IncidentUpdate:
+    """A status change (e.g. WARNING → CRITICAL) of a series whose incident stays open."""
+
+    agent_id: str
+    check_id: str
+    target: str
+    key: str
+    status: int
+    summary: str
+    at: float
+
+
+@dataclass(frozen=True)
+class IncidentResolve:
+    agent_id: str
+    check_id: str
+    target: str
+    key: str
+    status: int
+    summary: str
+    at: float
+
+
+IncidentAction = IncidentOpen | IncidentUpdate | IncidentResolve
+
+
+@dataclass(frozen=True)
+class FindingSeen:
+    agent_id: str
+    target: str
+    check_id: str
+    engine: str
+    finding: FindingLike
+    at: float
+
+
+@dataclass
+class BatchEffects:
+    """Everything one Batch changes; written in one transaction together with the new high-water mark."""
+
+    agent_id: str
+    high_water_seq: int
+    at: float
+    accepted: int = 0
+    duplicates: int = 0
+    transitions: list[Transition] = field(default_factory=list)
+    incidents: list[IncidentAction] = field(default_factory=list)
+    findings: list[FindingSeen] = field(default_factory=list)
+    history: list[ResultLike] = field(default_factory=list)

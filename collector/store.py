@@ -1,0 +1,106 @@
+"""The store interface: SQLite now, PostgreSQL later; the collector sees only these two protocols."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from collector.events import AgentHeartbeat, AgentHello, BatchEffects, CheckRule, IncidentAction
+
+Row = dict[str, Any]
+"""A JSON-ready record for the HTTP API."""
+
+FINDING_STATES = ("new", "accepted", "dismissed", "fixed")
+
+
+@dataclass
+class AgentRecord:
+    agent_id: str
+    hostname: str
+    labels: dict[str, str]
+    high_water_seq: int
+    last_seq: int
+    spool_depth: int
+    dropped_total: int
+    last_seen: float
+
+
+@dataclass
+class SeriesRecord:
+    agent_id: str
+    check_id: str
+    target: str
+    key: str
+    status: int
+    since: float
+
+
+@dataclass
+class OpenIncidentRecord:
+    kind: str
+    agent_id: str
+    check_id: str
+    target: str
+    key: str
+
+
+@dataclass
+class StoreSnapshot:
+    """What the state engine rebuilds itself from on start."""
+
+    agents: list[AgentRecord] = field(default_factory=list)
+    rules: dict[str, list[CheckRule]] = field(default_factory=dict)
+    series: list[SeriesRecord] = field(default_factory=list)
+    open_incidents: list[OpenIncidentRecord] = field(default_factory=list)
+
+
+class StoreTx(Protocol):
+    """Writes inside one transaction; only the writer thread holds one."""
+
+    def write_hello(self, hello: AgentHello) -> None: ...
+
+    def write_heartbeat(self, beat: AgentHeartbeat) -> None: ...
+
+    def write_batch(self, effects: BatchEffects) -> None: ...
+
+    def write_incident_actions(self, actions: Sequence[IncidentAction]) -> None: ...
+
+    def review_finding(self, finding_id: int, state: str, reviewer: str, note: str, at: float) -> Row | None: ...
+
+    def fix_stale_findings(self, seen_before: float, at: float) -> int: ...
+
+    def purge_history(self, before: float) -> int: ...
+
+
+class Store(Protocol):
+    """Transactions for the writer, snapshot for start-up, reads for the HTTP API (any thread)."""
+
+    history: str
+
+    def transaction(self) -> AbstractContextManager[StoreTx]: ...
+
+    def load_snapshot(self) -> StoreSnapshot: ...
+
+    def list_agents(self) -> list[Row]: ...
+
+    def list_incidents(self, status: str, limit: int) -> list[Row]: ...
+
+    def list_results(self, agent_id: str, after_seq: int, limit: int) -> list[Row]: ...
+
+    def list_findings(self, filters: dict[str, str], limit: int) -> list[Row]: ...
+
+    def get_finding(self, finding_id: int) -> Row | None: ...
+
+    def finding_counts(self) -> dict[str, int]: ...
+
+    def close(self) -> None: ...
+
+
+def open_store(path: Path, *, history: str = "transitions") -> Store:
+    """Open (and migrate) the SQLite store at `path`; the PostgreSQL store will be chosen here by URL."""
+    from collector.sqlite import open_sqlite
+
+    return open_sqlite(path, history=history)
