@@ -22,7 +22,17 @@ KIND_MODULES: dict[str, str] = {
     "host.log": "checks.logwatch",
     "host.ntp": "checks.ntp",
     "command": "checks.command",
+    "tcp": "checks.interface.tcp",
+    "http": "checks.interface.http",
+    "soap": "checks.interface.soap",
+    "tls.cert": "checks.interface.tls",
+    "hl7.mllp": "checks.interface.hl7",
+    "dicom.echo": "checks.interface.dicom",
+    "dns": "checks.interface.dns",
     "agent.spool": "checks.agent_self",
+    "sql.metric": "checks.sql.kinds",
+    "sql.assert": "checks.sql.kinds",
+    "sql.findings": "checks.sql.kinds",
 }
 
 
