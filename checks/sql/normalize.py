@@ -1,0 +1,78 @@
+"""SQL text with every literal replaced by ?, so statement texts can leave the host without patient data."""
+
+from __future__ import annotations
+
+import re
+
+from sqlglot import TokenType
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import SqlglotError
+
+from checks.sql.guard import SQLGLOT_DIALECTS
+
+MAX_LENGTH = 4000
+_LITERALS = frozenset(
+    {
+        TokenType.STRING,
+        TokenType.NUMBER,
+        TokenType.NATIONAL_STRING,
+        TokenType.BYTE_STRING,
+        TokenType.BIT_STRING,
+        TokenType.HEX_STRING,
+        TokenType.RAW_STRING,
+        TokenType.HEREDOC_STRING,
+        TokenType.UNICODE_STRING,
+    }
+)
+_FALLBACK_STRING = re.compile(r"(?:[NnEeXxBb]?'(?:[^']|'')*(?:'|$))|(?:\$([A-Za-z_]*)\$.*?(?:\$\1\$|$))", re.DOTALL)
+_FALLBACK_DOUBLE = re.compile(r'"(?:[^"\\]|\\.)*"')
+_FALLBACK_NUMBER = re.compile(r"(?<![\w$])[-+]?(?:0x[0-9a-fA-F]+|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+)")
+_COMMENTS = re.compile(r"/\*.*?(?:\*/|$)|--[^\n]*", re.DOTALL)
+
+
+def normalize_sql(text: str, dialect: str) -> str:
+    """Literals → ?, comments dropped, whitespace collapsed, capped at MAX_LENGTH characters.
+
+    Texts from pg_stat_activity or v$sql can be cut off mid-literal; when the tokenizer gives up, a
+    conservative regex pass masks anything quoted (to the end if unterminated) and every number.
+    """
+    read = SQLGLOT_DIALECTS.get(dialect, "postgres")
+    try:
+        out = _by_tokens(text, read)
+    except (SqlglotError, ValueError, IndexError):
+        out = _by_regex(text, read)
+    out = " ".join(out.split())
+    return out if len(out) <= MAX_LENGTH else out[: MAX_LENGTH - 3] + "..."
+
+
+def _by_tokens(text: str, read: str) -> str:
+    tokens = Dialect.get_or_raise(read).tokenize(text)
+    parts: list[str] = []
+    previous = None
+    for tok in tokens:
+        if tok.token_type in _LITERALS and previous != TokenType.PARAMETER:
+            if parts and parts[-1] in ("-", "+") and (len(parts) < 2 or parts[-2] in ("(", ",", "=", "<", ">", "IN")):
+                parts.pop()
+            parts.append("?")
+        elif tok.token_type == TokenType.PARAMETER:
+            parts.append(text[tok.start : tok.end + 1])
+        else:
+            parts.append(text[tok.start : tok.end + 1])
+        previous = tok.token_type
+    joined = " ".join(parts)
+    joined = re.sub(r"(?<=\$) (?=\d)", "", joined)
+    return _collapse_lists(joined)
+
+
+def _by_regex(text: str, read: str) -> str:
+    out = _COMMENTS.sub(" ", text)
+    out = _FALLBACK_STRING.sub("?", out)
+    if read == "mysql":
+        out = _FALLBACK_DOUBLE.sub("?", out)
+    out = _FALLBACK_NUMBER.sub("?", out)
+    return _collapse_lists(out)
+
+
+def _collapse_lists(text: str) -> str:
+    """IN (?, ?, ?) → IN (?...), so one statement with different list lengths normalizes the same."""
+    return re.sub(r"\(\s*\?(?:\s*,\s*\?)+\s*\)", "(?...)", text)

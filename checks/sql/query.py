@@ -1,0 +1,140 @@
+"""The `query:` format of sql.* checks: SQL per dialect, optionally as variants gated by server version/flavor.
+
+```yaml
+query:
+  postgres: SELECT ...                      # one statement for every server of this dialect
+  mysql:                                     # or variants, the first that matches wins
+    - {sql: "SELECT ... FROM performance_schema.data_lock_waits ...", min_version: "8.0"}
+    - {sql: "SELECT ... FROM information_schema.innodb_lock_waits ...", max_version: "8.0"}
+  mariadb: SELECT ...                        # used instead of `mysql` when the server is MariaDB
+```
+
+`min_version` is inclusive and `max_version` exclusive, compared on the server version detected once per
+connection. `flavor` narrows a variant to a server family (mysql, mariadb; postgres, opengauss, kingbase).
+Every statement passes the guard when the pack loads.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from checks.sql.guard import GuardError, check_statement
+from checks.sql.version import Version, format_version, parse_version
+
+QUERY_KEYS = ("oracle", "mssql", "postgres", "mysql", "mariadb")
+"""Dialects a query may be written for; `mariadb` is a MySQL-dialect variant picked for MariaDB servers."""
+
+
+class QueryVariant(BaseModel):
+    """One statement, used when the server's version and flavor fall in its gate."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sql: str = Field(description="One SELECT/WITH statement (or an allowed SHOW on MySQL).")
+    min_version: str | None = Field(None, description='Lowest server version this SQL is for, inclusive, e.g. "13".')
+    max_version: str | None = Field(None, description='Server versions from this one on use another variant, e.g. "8.0".')
+    flavor: str | None = Field(None, description="Only for this server family: mysql, mariadb, postgres, opengauss...")
+
+    @field_validator("min_version", "max_version")
+    @classmethod
+    def _version(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_version(str(v))
+        return None if v is None else str(v)
+
+    @field_validator("flavor")
+    @classmethod
+    def _flavor(cls, v: str | None) -> str | None:
+        return v.lower() if v else v
+
+    def matches(self, version: Version, flavor: str) -> bool:
+        if self.flavor and self.flavor != flavor:
+            return False
+        if self.min_version is not None and version < parse_version(self.min_version):
+            return False
+        return not (self.max_version is not None and version >= parse_version(self.max_version))
+
+    def gate(self) -> str:
+        parts = []
+        if self.flavor:
+            parts.append(self.flavor)
+        if self.min_version:
+            parts.append(f">= {self.min_version}")
+        if self.max_version:
+            parts.append(f"< {self.max_version}")
+        return " ".join(parts) or "any version"
+
+
+def _variants(v: Any) -> Any:
+    if isinstance(v, str):
+        return [{"sql": v}]
+    if isinstance(v, dict):
+        return [v]
+    return v
+
+
+VariantList = Annotated[list[QueryVariant], BeforeValidator(_variants)]
+
+
+class QueryMap(BaseModel):
+    """SQL per dialect key (oracle, mssql, postgres, mysql, mariadb); each a string or a list of variants."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    oracle: VariantList | None = None
+    mssql: VariantList | None = None
+    postgres: VariantList | None = None
+    mysql: VariantList | None = None
+    mariadb: VariantList | None = None
+
+    @model_validator(mode="after")
+    def _guarded(self) -> QueryMap:
+        present = [k for k in QUERY_KEYS if getattr(self, k) is not None]
+        if not present:
+            raise ValueError(f"expected SQL for at least one dialect ({', '.join(QUERY_KEYS)})")
+        for key in present:
+            variants: list[QueryVariant] = getattr(self, key)
+            if not variants:
+                raise ValueError(f"{key}: expected SQL or a non-empty list of variants")
+            for i, variant in enumerate(variants):
+                try:
+                    check_statement(variant.sql, key)
+                except GuardError as exc:
+                    where = key if len(variants) == 1 else f"{key}[{i}]"
+                    raise ValueError(f"{where}: {exc}") from None
+        return self
+
+    def dialects(self) -> list[str]:
+        """Target dialects this query can run on (a `mariadb` entry serves mysql targets)."""
+        keys = {("mysql" if k == "mariadb" else k) for k in QUERY_KEYS if getattr(self, k) is not None}
+        return sorted(keys)
+
+    def select(self, dialect: str, flavor: str, version: Version) -> tuple[str, str] | None:
+        """(SQL, query key) for this server, or None when no variant fits."""
+        keys = ["mariadb", "mysql"] if dialect == "mysql" and flavor == "mariadb" else [dialect]
+        for key in keys:
+            variants: list[QueryVariant] | None = getattr(self, key, None)
+            for variant in variants or ():
+                if variant.matches(version, flavor):
+                    return variant.sql, key
+        return None
+
+    def explain_miss(self, dialect: str, flavor: str, version: Version) -> str:
+        """Why nothing was selected, for the UNKNOWN result's summary."""
+        keys = ["mariadb", "mysql"] if dialect == "mysql" and flavor == "mariadb" else [dialect]
+        gates = [v.gate() for k in keys for v in (getattr(self, k, None) or ())]
+        server = f"{flavor} {format_version(version)}"
+        if not gates:
+            return f"this check has no query for dialect {dialect} (it has: {', '.join(self.dialects())})"
+        return f"no query variant for {server} (variants: {'; '.join(gates)})"
+
+
+def _query_map(v: Any) -> Any:
+    if isinstance(v, str):
+        raise ValueError("expected a mapping of dialect to SQL, e.g. {postgres: SELECT ...}")
+    return v
+
+
+QueryField = Annotated[QueryMap, BeforeValidator(_query_map)]
