@@ -27,6 +27,13 @@ class DnsSpec(CheckSpec):
         "CRITICAL content_mismatch."
     )
 
+    example: ClassVar[str] = (
+        "id: his.dns\n"
+        "kind: dns\n"
+        "name: his.example.local\n"
+        "expect_addresses: [10.10.1.20]\n"
+    )
+
     kind: Literal["dns"] = "dns"
     name: str = Field(description="The host name to resolve, e.g. his.example.local.")
     family: Literal["any", "ipv4", "ipv6"] = Field("any", description="Which address family to ask for (A, AAAA or both).")

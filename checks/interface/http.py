@@ -283,6 +283,16 @@ class HttpSpec(HttpClientFields):
         "check must not change anything."
     )
 
+    example: ClassVar[str] = (
+        "id: his.web.login\n"
+        "kind: http\n"
+        "url: https://his.example.local/login\n"
+        "expect_status: 200\n"
+        "expect_body: 登录\n"
+        'warn: "> 2s"\n'
+        'crit: "> 5s"\n'
+    )
+
     kind: Literal["http"] = "http"
     method: Literal["GET", "HEAD", "POST", "OPTIONS"] = Field("GET", description="HTTP method.")
     body: str | None = Field(None, description="Request body (UTF-8), e.g. a JSON health query.")

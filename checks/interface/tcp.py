@@ -21,6 +21,14 @@ class TcpSpec(CheckSpec):
         "is UNKNOWN (dns_error)."
     )
 
+    example: ClassVar[str] = (
+        "id: his.app.port\n"
+        "kind: tcp\n"
+        "host: his-app.example.local\n"
+        "port: 8080\n"
+        'warn: "> 1s"\n'
+    )
+
     kind: Literal["tcp"] = "tcp"
     host: str = Field(description="Host name or IP address of the service.")
     port: int = Field(ge=1, le=65535, description="TCP port of the service.")
