@@ -94,11 +94,11 @@ class FindingsConfig(_Section):
 class CollectorConfig(_Section):
     """The whole collector.yaml; `base_dir` anchors relative SQLite paths (the file's folder)."""
 
-    listen: ListenConfig = Field(default_factory=ListenConfig)
-    store: StoreConfig = Field(default_factory=StoreConfig)
-    agents: AgentsConfig = Field(default_factory=AgentsConfig)
-    ingest: IngestConfig = Field(default_factory=IngestConfig)
-    findings: FindingsConfig = Field(default_factory=FindingsConfig)
+    listen: ListenConfig = ListenConfig()
+    store: StoreConfig = StoreConfig()
+    agents: AgentsConfig = AgentsConfig()
+    ingest: IngestConfig = IngestConfig()
+    findings: FindingsConfig = FindingsConfig()
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
 
     @classmethod

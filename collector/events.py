@@ -44,7 +44,7 @@ class ResultLike(Protocol):
     @property
     def findings(self) -> Sequence[FindingLike]: ...
 
-    def HasField(self, name: str) -> bool: ...  # noqa: N802 - protobuf's name
+    def HasField(self, name: str) -> bool: ...  # protobuf spells it so
 
 
 @dataclass(frozen=True)

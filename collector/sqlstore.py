@@ -286,9 +286,9 @@ class SqlTx:
     def purge_history(self, before: float) -> int:
         q, cur = self._q, self._cur
         cur.execute(q("DELETE FROM transitions WHERE at < ?"), (before,))
-        purged = max(cur.rowcount, 0)
+        purged = int(max(cur.rowcount, 0))
         cur.execute(q("DELETE FROM results WHERE received_at < ?"), (before,))
-        return purged + max(cur.rowcount, 0)
+        return purged + int(max(cur.rowcount, 0))
 
 
 def _history_row(agent_id: str, r: ResultLike, at: float) -> tuple[Any, ...]:

@@ -1,0 +1,245 @@
+"""The in-memory state engine: latest result per series, consecutive counters, transitions, incident decisions.
+
+Pure logic: callers pass the time and get records back; nothing here does I/O. The hot path is
+`apply_batch`: an unchanged result costs one dictionary lookup and an attribute store (the latest
+result message itself is kept and read only at scrape time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from collector import incidents
+from collector.events import (
+    AgentHeartbeat,
+    AgentHello,
+    BatchEffects,
+    CheckRule,
+    FindingSeen,
+    IncidentAction,
+    ResultLike,
+    Transition,
+)
+from collector.store import StoreSnapshot
+
+NO_STATUS = -1
+FINDINGS_KINDS = ("sql.findings", "reconciliation")
+"""Kinds whose results carry findings; a series of an undeclared kind is checked too."""
+SeriesKey = tuple[str, str, str]
+"""(check_id, target, key) within one agent."""
+
+
+class Series:
+    """One (agent, check, target, key): latest result and the counters the incident rules need."""
+
+    __slots__ = ("bad", "findings", "incident", "latest", "ok", "rule", "since", "status")
+
+    def __init__(self, rule: CheckRule, status: int = NO_STATUS, since: float = 0.0) -> None:
+        self.rule = rule
+        self.status = status
+        self.since = since
+        self.latest: ResultLike | None = None
+        self.bad = 0
+        self.ok = 0
+        self.incident = False
+        self.findings = not rule.kind or rule.kind.startswith(FINDINGS_KINDS)
+
+
+class AgentState:
+    __slots__ = ("accepted_seq", "connections", "dropped_total", "duplicates_total", "hostname", "labels",
+                 "last_frame_at", "last_seq", "lost", "platform", "roles", "rules", "series", "spool_depth",
+                 "stored_seq", "version")
+
+    def __init__(self, agent_id: str) -> None:
+        self.hostname = agent_id
+        self.labels: dict[str, str] = {}
+        self.roles: list[str] = []
+        self.version = ""
+        self.platform = ""
+        self.rules: dict[tuple[str, str], CheckRule] = {}
+        self.series: dict[SeriesKey, Series] = {}
+        self.accepted_seq = 0
+        """Highest seq applied to the engine (possibly not yet committed)."""
+        self.stored_seq = 0
+        """Highest seq committed to the store: the high-water mark sent in Welcome."""
+        self.last_seq = 0
+        self.spool_depth = 0
+        self.dropped_total = 0
+        self.duplicates_total = 0
+        self.last_frame_at = 0.0
+        self.connections = 0
+        self.lost = False
+
+
+@dataclass(frozen=True)
+class SeriesView:
+    agent_id: str
+    check_id: str
+    target: str
+    key: str
+    series: Series
+
+
+class StateEngine:
+    def __init__(self, *, history_all: bool = False) -> None:
+        self.agents: dict[str, AgentState] = {}
+        self.history_all = history_all
+
+    def agent(self, agent_id: str) -> AgentState:
+        state = self.agents.get(agent_id)
+        if state is None:
+            state = self.agents[agent_id] = AgentState(agent_id)
+        return state
+
+    def restore(self, snap: StoreSnapshot, now: float) -> None:
+        """Rebuild from the store: high-water marks, catalogue, last statuses and open incidents."""
+        for rec in snap.agents:
+            a = self.agent(rec.agent_id)
+            a.hostname, a.labels = rec.hostname, dict(rec.labels)
+            a.accepted_seq = a.stored_seq = rec.high_water_seq
+            a.last_seq, a.spool_depth, a.dropped_total = rec.last_seq, rec.spool_depth, rec.dropped_total
+            a.last_frame_at = max(rec.last_seen, now)  # a restarted collector gives every agent lost_after to reconnect
+        for agent_id, rules in snap.rules.items():
+            self.agent(agent_id).rules = {(r.check_id, r.target): r for r in rules}
+        for s in snap.series:
+            a = self.agent(s.agent_id)
+            series = Series(self._rule(a, s.check_id, s.target), s.status, s.since)
+            series.bad = 0 if s.status == incidents.OK else 1
+            a.series[(s.check_id, s.target, s.key)] = series
+        for inc in snap.open_incidents:
+            a = self.agent(inc.agent_id)
+            if inc.kind == "agent_lost":
+                a.lost = True
+                continue
+            found = a.series.get((inc.check_id, inc.target, inc.key))
+            if found is not None:
+                found.incident = True
+
+    @staticmethod
+    def _rule(agent: AgentState, check_id: str, target: str) -> CheckRule:
+        rule = agent.rules.get((check_id, target))
+        return rule if rule is not None else CheckRule(check_id, target)
+
+    def touch(self, agent_id: str, now: float) -> list[IncidentAction]:
+        """Any frame from an agent: it is alive; resolve its 'agent lost' incident if one is open."""
+        a = self.agent(agent_id)
+        a.last_frame_at = now
+        if a.lost:
+            a.lost = False
+            return [incidents.agent_back(agent_id, now)]
+        return []
+
+    def hello(self, hello: AgentHello) -> list[IncidentAction]:
+        a = self.agent(hello.agent_id)
+        a.hostname, a.labels, a.roles = hello.hostname or hello.agent_id, dict(hello.labels), list(hello.roles)
+        a.version, a.platform, a.last_seq = hello.version, hello.platform, hello.last_seq
+        a.rules = {(r.check_id, r.target): r for r in hello.checks}
+        for (check_id, target, _key), s in a.series.items():
+            s.rule = self._rule(a, check_id, target)
+            s.findings = not s.rule.kind or s.rule.kind.startswith(FINDINGS_KINDS)
+        return self.touch(hello.agent_id, hello.at)
+
+    def heartbeat(self, beat: AgentHeartbeat) -> list[IncidentAction]:
+        a = self.agent(beat.agent_id)
+        a.last_seq, a.spool_depth, a.dropped_total = beat.last_seq, beat.spool_depth, beat.dropped_total
+        return self.touch(beat.agent_id, beat.at)
+
+    def apply_batch(self, agent_id: str, results: Sequence[ResultLike], now: float) -> BatchEffects:
+        """Dedupe by high-water mark, update series, decide transitions and incidents (seqs increase in a batch)."""
+        a = self.agent(agent_id)
+        effects = BatchEffects(agent_id, a.accepted_seq, now)
+        effects.incidents.extend(self.touch(agent_id, now))
+        if not results:
+            return effects
+        hwm = a.accepted_seq
+        if results[0].seq <= hwm:
+            fresh = [r for r in results if r.seq > hwm]
+            effects.duplicates = len(results) - len(fresh)
+            a.duplicates_total += effects.duplicates
+            results = fresh
+            if not results:
+                return effects
+        series = a.series
+        for r in results:
+            k = (r.check_id, r.target, r.key)
+            s = series.get(k)
+            if s is None:
+                s = series[k] = Series(self._rule(a, k[0], k[1]))
+            s.latest = r
+            status = r.status
+            if status == s.status:
+                if status == incidents.OK:
+                    if s.incident:
+                        s.ok += 1
+                        if incidents.should_resolve(s.ok, s.rule):
+                            s.incident = False
+                            effects.incidents.append(incidents.resolve_check_incident(
+                                agent_id, k[0], k[1], k[2], status, r.summary, now))
+                else:
+                    s.bad += 1
+                    if not s.incident and incidents.should_open(s.bad, s.rule):
+                        s.incident = True
+                        effects.incidents.append(incidents.open_check_incident(
+                            agent_id, s.rule, k[1], k[2], status, r.summary, now))
+            else:
+                self._change(agent_id, k, s, r, effects, now)
+            if s.findings and r.findings:
+                engine = s.rule.labels.get("engine", "")
+                effects.findings.extend(FindingSeen(agent_id, k[1], k[0], engine, f, now) for f in r.findings)
+        if self.history_all:
+            effects.history = list(results)
+        a.accepted_seq = effects.high_water_seq = max(hwm, results[-1].seq)
+        effects.accepted = len(results)
+        return effects
+
+    @staticmethod
+    def _change(agent_id: str, k: SeriesKey, s: Series, r: ResultLike, effects: BatchEffects, now: float) -> None:
+        status, previous = r.status, s.status
+        at = r.started_unix_ms / 1000.0 if r.started_unix_ms else now
+        effects.transitions.append(Transition(
+            agent_id, k[0], k[1], k[2], r.seq, None if previous == NO_STATUS else previous, status, at, r.summary,
+            r.value if r.HasField("value") else None))
+        s.status, s.since = status, at
+        if status == incidents.OK:
+            s.bad, s.ok = 0, 1
+            if s.incident and incidents.should_resolve(s.ok, s.rule):
+                s.incident = False
+                effects.incidents.append(incidents.resolve_check_incident(agent_id, k[0], k[1], k[2], status,
+                                                                          r.summary, now))
+            return
+        s.ok = 0
+        s.bad = s.bad + 1 if previous not in (incidents.OK, NO_STATUS) else 1
+        if s.incident:
+            effects.incidents.append(incidents.update_check_incident(agent_id, k[0], k[1], k[2], status, r.summary,
+                                                                     now))
+        elif incidents.should_open(s.bad, s.rule):
+            s.incident = True
+            effects.incidents.append(incidents.open_check_incident(agent_id, s.rule, k[1], k[2], status, r.summary,
+                                                                   now))
+
+    def committed(self, agent_id: str, seq: int) -> None:
+        a = self.agent(agent_id)
+        a.stored_seq = max(a.stored_seq, seq)
+
+    def commit_failed(self, agent_id: str) -> None:
+        """The store refused a batch: forget what was applied but not stored so the agent's resend is taken."""
+        a = self.agent(agent_id)
+        a.accepted_seq = a.stored_seq
+
+    def lost_agents(self, now: float, lost_after: float) -> list[IncidentAction]:
+        actions: list[IncidentAction] = []
+        for agent_id, a in list(self.agents.items()):
+            silent = now - a.last_frame_at
+            if not a.lost and silent > lost_after:
+                a.lost = True
+                actions.append(incidents.agent_lost_incident(agent_id, a.hostname, silent, lost_after, now))
+        return actions
+
+    def series_views(self) -> list[SeriesView]:
+        """A snapshot safe to read from another thread (copies the dict items under the GIL)."""
+        out = []
+        for agent_id, a in list(self.agents.items()):
+            for (check_id, target, key), s in list(a.series.items()):
+                out.append(SeriesView(agent_id, check_id, target, key, s))
+        return out
