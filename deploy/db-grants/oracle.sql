@@ -1,0 +1,60 @@
+-- Xunjian monitoring account for Oracle (least privilege, read-only).
+-- Run as SYSDBA (or a DBA) in SQL*Plus / SQLcl:  sqlplus / as sysdba @oracle.sql
+-- Multitenant (12c+): connect to the PDB that holds the application (the service agent.yaml points at),
+-- e.g. ALTER SESSION SET CONTAINER = HISPDB; and create a local user there. DBA_ views seen from the CDB
+-- root describe only the root.
+--
+-- The grants below are exactly the views that checks/packs/oracle.yaml reads (a unit test keeps the two in
+-- step). V$ names are public synonyms of SYS.V_$ views, so the grants name V_$. Nothing here allows a write:
+-- SELECT on views only, no ANY privileges, no EXECUTE.
+-- Shortcut some sites prefer: GRANT SELECT_CATALOG_ROLE TO xunjian_mon; (broader: every V$ and DBA_ view,
+-- still read-only). On 12.1.0.2+ you may replace SELECT by READ, which also refuses SELECT ... FOR UPDATE.
+--
+-- Password: the script prompts for it. Oracle's DEFAULT profile expires passwords after 180 days; give the
+-- account a profile that matches the hospital's password policy (等保) and rotate it in agent.yaml's
+-- password_file, or the monitoring itself will stop with ORA-28001. oracle.users.password_expiry watches it.
+
+CREATE USER xunjian_mon IDENTIFIED BY "&xunjian_mon_password";
+GRANT CREATE SESSION TO xunjian_mon;
+
+-- Instance, database role, parameters
+GRANT SELECT ON SYS.V_$INSTANCE TO xunjian_mon;
+GRANT SELECT ON SYS.V_$DATABASE TO xunjian_mon;
+GRANT SELECT ON SYS.V_$PARAMETER TO xunjian_mon;
+GRANT SELECT ON SYS.V_$RESOURCE_LIMIT TO xunjian_mon;
+GRANT SELECT ON SYS.V_$THREAD TO xunjian_mon;
+
+-- Space
+GRANT SELECT ON SYS.DBA_TABLESPACE_USAGE_METRICS TO xunjian_mon;
+GRANT SELECT ON SYS.DBA_TABLESPACES TO xunjian_mon;
+GRANT SELECT ON SYS.DBA_TEMP_FREE_SPACE TO xunjian_mon;
+GRANT SELECT ON SYS.V_$RECOVERY_FILE_DEST TO xunjian_mon;
+
+-- Redo, archiving, backup, Data Guard
+GRANT SELECT ON SYS.V_$LOG TO xunjian_mon;
+GRANT SELECT ON SYS.V_$LOG_HISTORY TO xunjian_mon;
+GRANT SELECT ON SYS.V_$ARCHIVE_DEST TO xunjian_mon;
+GRANT SELECT ON SYS.V_$ARCHIVE_DEST_STATUS TO xunjian_mon;
+GRANT SELECT ON SYS.V_$RMAN_BACKUP_JOB_DETAILS TO xunjian_mon;
+GRANT SELECT ON SYS.V_$DATAGUARD_STATS TO xunjian_mon;
+GRANT SELECT ON SYS.V_$DATABASE_BLOCK_CORRUPTION TO xunjian_mon;
+
+-- Sessions, locks, memory, SQL
+GRANT SELECT ON SYS.V_$SESSION TO xunjian_mon;
+GRANT SELECT ON SYS.V_$SESSION_LONGOPS TO xunjian_mon;
+GRANT SELECT ON SYS.V_$SGASTAT TO xunjian_mon;
+GRANT SELECT ON SYS.V_$PGASTAT TO xunjian_mon;
+GRANT SELECT ON SYS.V_$SQLSTATS TO xunjian_mon;
+
+-- Dictionary: objects, indexes, statistics, users
+GRANT SELECT ON SYS.DBA_OBJECTS TO xunjian_mon;
+GRANT SELECT ON SYS.DBA_INDEXES TO xunjian_mon;
+GRANT SELECT ON SYS.DBA_IND_PARTITIONS TO xunjian_mon;
+GRANT SELECT ON SYS.DBA_IND_SUBPARTITIONS TO xunjian_mon;
+GRANT SELECT ON SYS.DBA_TAB_STATISTICS TO xunjian_mon;
+GRANT SELECT ON SYS.DBA_USERS TO xunjian_mon;
+
+-- Jobs
+GRANT SELECT ON SYS.DBA_SCHEDULER_JOBS TO xunjian_mon;
+GRANT SELECT ON SYS.DBA_SCHEDULER_JOB_RUN_DETAILS TO xunjian_mon;
+GRANT SELECT ON SYS.DBA_JOBS TO xunjian_mon;
