@@ -94,11 +94,11 @@ class FindingsConfig(_Section):
 class CollectorConfig(_Section):
     """The whole collector.yaml; `base_dir` anchors relative SQLite paths (the file's folder)."""
 
-    listen: ListenConfig = ListenConfig()
-    store: StoreConfig = StoreConfig()
-    agents: AgentsConfig = AgentsConfig()
-    ingest: IngestConfig = IngestConfig()
-    findings: FindingsConfig = FindingsConfig()
+    listen: ListenConfig = Field(default_factory=lambda: ListenConfig.model_validate({}))
+    store: StoreConfig = Field(default_factory=lambda: StoreConfig.model_validate({}))
+    agents: AgentsConfig = Field(default_factory=lambda: AgentsConfig.model_validate({}))
+    ingest: IngestConfig = Field(default_factory=lambda: IngestConfig.model_validate({}))
+    findings: FindingsConfig = Field(default_factory=lambda: FindingsConfig.model_validate({}))
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
 
     @classmethod
