@@ -1,0 +1,96 @@
+"""The agent process: scheduler → spool → transport, one lifecycle, clean stop on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sqlite3
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from agent.config import AgentConfig, load_agent_config
+from agent.scheduler import Scheduler
+from agent.spool import Spool
+from agent.transport import StreamClient
+from agent.wire import build_hello
+from checks.config_error import ConfigError
+from checks.result import Result
+from protos import patrol_pb2
+
+log = logging.getLogger("xunjian.agent")
+
+
+class AgentDaemon:
+    """Runs the checks of one agent.yaml and streams their results; start() returns at once, stop() is clean."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.spool = Spool(config.spool_path, config.spool_max_bytes)
+        self.specs = config.checks.enabled()
+        self.transport = StreamClient(config.collector, self.spool, self._hello)
+        ctx = config.run_context(resources={"spool": self.spool})
+        self.scheduler = Scheduler(self.specs, ctx, self._on_results, concurrency=config.concurrency)
+
+    def _hello(self, last_seq: int) -> patrol_pb2.Hello:
+        c = self.config
+        return build_hello(agent_id=c.agent.id, labels=c.agent.labels, roles=c.agent.roles, specs=self.specs,
+                           targets=c.targets, last_seq=last_seq)
+
+    def _on_results(self, results: list[Result]) -> None:
+        """Results are on disk (fsync'd, numbered) before the transport is told about them."""
+        last_seq = self.spool.append(results)
+        self.transport.notify(results, last_seq)
+
+    def start(self) -> None:
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        st = self.spool.stats()
+        log.info("agent %s: %d checks, spool %s (%d results waiting, last seq %d), collectors %s",
+                 self.config.agent.id, len(self.specs), self.spool.path, st.depth, st.last_seq,
+                 ", ".join(self.config.collector.addresses))
+        self.transport.start()
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        self.scheduler.stop()
+        self.transport.stop()
+        self.spool.close()
+        log.info("agent %s stopped", self.config.agent.id)
+
+    @property
+    def error(self) -> BaseException | None:
+        return self.scheduler.error or self.transport.error
+
+
+def run_agent(config_path: Path) -> int:
+    """`xunjian agent run`: 0 after a clean stop, 2 for invalid agent.yaml, 1 when the agent cannot run."""
+    logging.basicConfig(stream=sys.stderr, level=os.environ.get("XUNJIAN_LOG_LEVEL", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_agent_config(config_path)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    try:
+        daemon = AgentDaemon(config)
+    except (OSError, sqlite3.Error) as exc:
+        print(f"{config_path}: spool.path: cannot open spool {config.spool_path}: {exc}", file=sys.stderr)
+        return 1
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("got %s, stopping", signal.Signals(signum).name)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    daemon.start()
+    while not stopping.wait(5.0):
+        if daemon.error is not None:
+            log.error("agent failed: %s", daemon.error)
+            daemon.stop()
+            return 1
+    daemon.stop()
+    return 0

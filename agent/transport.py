@@ -1,0 +1,394 @@
+"""The agent's end of the patrol stream: Hello, then Batches from the spool under a window of un-acked batches.
+
+One stream at a time to the first collector in `collector.addresses` that answers. The collector's Welcome says
+what it already stored (those results are acknowledged locally and never sent); each Ack releases the batches
+it covers and deletes them from the spool. A result whose status differs from its series' previous status is
+sent at once instead of waiting `batch_wait` for company, which keeps "status change at the agent → incident
+committed" short. Failures reconnect with exponential backoff and jitter through the address list, on a fresh
+channel each time; every wait is cut short by stop().
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from agent.config import CollectorSection
+from agent.spool import Spool
+from checks.result import Result, Status
+from protos import patrol_pb2, patrol_pb2_grpc
+
+log = logging.getLogger("xunjian.agent.transport")
+
+REFUSALS = frozenset({"INVALID_ARGUMENT", "FAILED_PRECONDITION", "RESOURCE_EXHAUSTED", "PERMISSION_DENIED",
+                      "UNAUTHENTICATED"})
+"""Status codes by which a collector refuses this agent or its data (as opposed to being unreachable)."""
+_GROW_BACK_AFTER = 32
+"""Acks at a reduced batch size before trying twice the size again (after RESOURCE_EXHAUSTED)."""
+_CHANNEL_OPTIONS = [
+    ("grpc.enable_retries", 0),
+    ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+    ("grpc.initial_reconnect_backoff_ms", 200),
+]
+
+SeriesKey = tuple[str, str, str]
+HelloFactory = Callable[[int], patrol_pb2.Hello]
+"""Builds the Hello for a new stream from the spool's last assigned seq."""
+
+
+@dataclass(eq=False)
+class _Session:
+    """One stream to one collector address."""
+
+    address: str
+    outq: queue.SimpleQueue[patrol_pb2.AgentFrame | None] = field(default_factory=queue.SimpleQueue)
+    welcomed: bool = False
+    ended: bool = False
+    error: BaseException | None = None
+    sent_seq: int = 0
+    in_flight: list[tuple[int, float]] = field(default_factory=list)
+    """(last seq, monotonic send time) of each batch sent and not yet acknowledged, oldest first."""
+
+    def frames(self) -> Iterator[patrol_pb2.AgentFrame]:
+        while True:
+            frame = self.outq.get()
+            if frame is None:
+                return
+            yield frame
+
+
+@dataclass
+class TransportStats:
+    address: str | None = None
+    """Collector currently connected (welcomed), None while disconnected."""
+    connects_total: int = 0
+    batches_total: int = 0
+    results_total: int = 0
+    acks_total: int = 0
+    refusals_total: int = 0
+    batch_size: int = 0
+    last_error: str = ""
+
+
+def status_code_name(exc: BaseException | None) -> str:
+    """The gRPC status code name of an RpcError ("UNAVAILABLE"), "" for anything else."""
+    code = getattr(exc, "code", None)
+    if not callable(code):
+        return ""
+    try:
+        value: Any = code()
+    except Exception:
+        return ""
+    return str(getattr(value, "name", ""))
+
+
+def describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return "the collector ended the stream"
+    name = status_code_name(exc)
+    if name:
+        details = getattr(exc, "details", None)
+        text = details() if callable(details) else ""
+        return f"{name}: {text}" if text else name
+    return f"{type(exc).__name__}: {exc}"
+
+
+class StreamClient:
+    """Streams the spool to the collector in a thread of its own (start/stop); fed by notify() after appends."""
+
+    def __init__(
+        self,
+        settings: CollectorSection,
+        spool: Spool,
+        hello: HelloFactory,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._settings = settings
+        self._addresses = list(settings.addresses)
+        self._spool = spool
+        self._hello = hello
+        self._rng = rng or random.Random()
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._session: _Session | None = None
+        self._call: Any = None
+        self._started = time.monotonic()
+        self._last_status: dict[SeriesKey, Status] = {}
+        self._urgent_seq = 0
+        self._pending_since: float | None = None
+        self._batch_size = settings.batch_max
+        self._acks_at_reduced = 0
+        self._error: BaseException | None = None
+        self.stats = TransportStats(batch_size=self._batch_size)
+
+    # lifecycle
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="xunjian-transport", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+            call = self._call
+        if call is not None:
+            call.cancel()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def error(self) -> BaseException | None:
+        """Why the transport thread died, if it did (a bug: connection failures are retried, not raised)."""
+        return self._error
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
+
+    # fed by the daemon after each spool append
+
+    def notify(self, results: Sequence[Result], last_seq: int) -> None:
+        """New results up to `last_seq` are in the spool; a changed status makes them go out at once."""
+        with self._cond:
+            urgent = False
+            for r in results:
+                key = (r.check_id, r.target, r.key)
+                previous = self._last_status.get(key)
+                self._last_status[key] = r.status
+                if previous != r.status and (previous is not None or r.status != Status.OK):
+                    urgent = True
+            if urgent:
+                self._urgent_seq = max(self._urgent_seq, last_seq)
+            if self._pending_since is None:
+                self._pending_since = time.monotonic()
+            self._cond.notify_all()
+
+    # connection management
+
+    def _run(self) -> None:
+        try:
+            failures = 0
+            while not self._stop.is_set():
+                healthy = False
+                for address in self._addresses:
+                    session = _Session(address)
+                    self._connect(session)
+                    if self._stop.is_set():
+                        return
+                    code = status_code_name(session.error)
+                    self.stats.last_error = describe(session.error)
+                    if code in REFUSALS:
+                        self._refused(session, code)
+                        break
+                    if session.welcomed:
+                        healthy = True
+                        log.warning("stream to %s ended (%s); reconnecting", address, describe(session.error))
+                        break
+                    log.warning("collector %s unreachable (%s)%s", address, describe(session.error),
+                                "; trying the next address" if address != self._addresses[-1] else "")
+                if healthy:
+                    failures = 0
+                    delay = self._settings.reconnect.initial * self._rng.uniform(0.5, 1.0)
+                else:
+                    failures += 1
+                    delay = self._backoff(failures)
+                    log.info("retrying in %.1fs", delay)
+                self._stop.wait(delay)
+        except BaseException as exc:
+            self._error = exc
+            log.exception("transport stopped")
+
+    def _backoff(self, failures: int) -> float:
+        """Exponential in consecutive failed rounds, capped, with jitter so a fleet does not reconnect in step."""
+        r = self._settings.reconnect
+        base = min(r.max, r.initial * 2.0 ** min(failures - 1, 30))
+        return base * self._rng.uniform(0.5, 1.0)
+
+    def _refused(self, session: _Session, code: str) -> None:
+        self.stats.refusals_total += 1
+        if code == "RESOURCE_EXHAUSTED":
+            old = self._batch_size
+            self._batch_size = max(1, old // 2)
+            self._acks_at_reduced = 0
+            self.stats.batch_size = self._batch_size
+            log.warning("collector %s is overloaded (%s); batch size %d -> %d, backing off",
+                        session.address, describe(session.error), old, self._batch_size)
+        else:
+            log.error("collector %s REFUSED this agent (%s); fix the agent or collector config. Backing off",
+                      session.address, describe(session.error))
+
+    def _connect(self, session: _Session) -> None:
+        channel = grpc.insecure_channel(session.address, options=_CHANNEL_OPTIONS)
+        receiver: threading.Thread | None = None
+        call: Any = None
+        try:
+            stub: Any = patrol_pb2_grpc.CollectorStub(channel)  # type: ignore[no-untyped-call]
+            session.outq.put(patrol_pb2.AgentFrame(hello=self._hello(self._spool.last_seq)))
+            call = stub.Stream(session.frames())
+            with self._cond:
+                self._call = call
+                self._session = session
+            if self._stop.is_set():
+                return
+            receiver = threading.Thread(target=self._receive, args=(session, call), name="xunjian-transport-rx",
+                                        daemon=True)
+            receiver.start()
+            self._serve(session)
+        except Exception as exc:
+            if session.error is None:
+                session.error = exc
+        finally:
+            with self._cond:
+                if session.error is None and not session.ended and not self._stop.is_set():
+                    session.error = RuntimeError("stream abandoned")
+                session.ended = True
+                self._call = None
+                self._session = None
+                self.stats.address = None
+            session.outq.put(None)
+            if call is not None:
+                call.cancel()
+            if receiver is not None:
+                receiver.join(2.0)
+            channel.close()
+
+    def _receive(self, session: _Session, call: Any) -> None:
+        error: BaseException | None = None
+        try:
+            for frame in call:
+                which = frame.WhichOneof("frame")
+                if which == "welcome":
+                    self._on_welcome(session, frame.welcome)
+                elif which == "ack":
+                    self._on_ack(session, frame.ack.up_to_seq)
+        except grpc.RpcError as exc:
+            error = exc
+        except Exception as exc:
+            log.exception("handling a collector frame failed")
+            error = exc
+        with self._cond:
+            if session.error is None:
+                session.error = error
+            session.ended = True
+            self._cond.notify_all()
+
+    def _on_welcome(self, session: _Session, welcome: patrol_pb2.Welcome) -> None:
+        hwm = int(welcome.high_water_seq)
+        self._spool.advance_seq(hwm)
+        self._spool.ack(hwm)
+        with self._cond:
+            session.welcomed = True
+            session.sent_seq = max(hwm, self._spool.acked_seq)
+            if welcome.max_batch_results and welcome.max_batch_results < self._batch_size:
+                self._batch_size = int(welcome.max_batch_results)
+                self.stats.batch_size = self._batch_size
+            self.stats.connects_total += 1
+            self.stats.address = session.address
+            self._cond.notify_all()
+        log.info("connected to collector %s (%s); it has this agent's results up to seq %d",
+                 session.address, welcome.collector_id or "unnamed", hwm)
+
+    def _on_ack(self, session: _Session, up_to: int) -> None:
+        self._spool.ack(up_to)
+        with self._cond:
+            session.in_flight = [b for b in session.in_flight if b[0] > up_to]
+            self.stats.acks_total += 1
+            if self._batch_size < self._settings.batch_max:
+                self._acks_at_reduced += 1
+                if self._acks_at_reduced >= _GROW_BACK_AFTER:
+                    self._batch_size = min(self._settings.batch_max, self._batch_size * 2)
+                    self._acks_at_reduced = 0
+                    self.stats.batch_size = self._batch_size
+            self._cond.notify_all()
+
+    # sending
+
+    def _ack_timeout(self) -> float:
+        """An un-acked batch older than this means the stream is dead even if TCP has not noticed."""
+        s = self._settings
+        return max(30.0, 3.0 * float(s.heartbeat_interval))
+
+    def _serve(self, session: _Session) -> None:
+        s = self._settings
+        deadline = time.monotonic() + s.connect_timeout
+        with self._cond:
+            while not session.welcomed and not session.ended and not self._stop.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    session.error = TimeoutError(f"no Welcome within {s.connect_timeout:g}s")
+                    return
+                self._cond.wait(remaining)
+            if not session.welcomed:
+                return
+            self._pending_since = time.monotonic() - s.batch_wait
+        next_heartbeat = time.monotonic()
+        while True:
+            rows: list[tuple[int, bytes]] = []
+            heartbeat = False
+            with self._cond:
+                while True:
+                    if session.ended or self._stop.is_set():
+                        return
+                    now = time.monotonic()
+                    if session.in_flight and now - session.in_flight[0][1] > self._ack_timeout():
+                        session.error = TimeoutError(f"no Ack for {self._ack_timeout():g}s")
+                        return
+                    last = self._spool.last_seq
+                    can_send = last > session.sent_seq and len(session.in_flight) < s.window
+                    wait = next_heartbeat - now
+                    if can_send:
+                        since = self._pending_since if self._pending_since is not None else now
+                        if (self._urgent_seq > session.sent_seq or last - session.sent_seq >= self._batch_size
+                                or now - since >= s.batch_wait):
+                            break
+                        wait = min(wait, since + s.batch_wait - now)
+                    if wait <= 0:
+                        heartbeat = True
+                        break
+                    self._cond.wait(wait)
+                after = session.sent_seq
+                size = self._batch_size
+            if not heartbeat:
+                rows = self._spool.read_after(after, size)
+                self._send_batch(session, rows)
+            else:
+                self._send_heartbeat(session)
+                next_heartbeat = time.monotonic() + s.heartbeat_interval
+
+    def _send_batch(self, session: _Session, rows: list[tuple[int, bytes]]) -> None:
+        frame = patrol_pb2.AgentFrame()
+        batch = frame.batch
+        for _, body in rows:
+            batch.results.add().MergeFromString(body)
+        now = time.monotonic()
+        with self._cond:
+            if rows:
+                session.sent_seq = rows[-1][0]
+                session.in_flight.append((rows[-1][0], now))
+            else:
+                session.sent_seq = self._spool.last_seq
+            self._pending_since = now if self._spool.last_seq > session.sent_seq else None
+        if rows:
+            session.outq.put(frame)
+            self.stats.batches_total += 1
+            self.stats.results_total += len(rows)
+
+    def _send_heartbeat(self, session: _Session) -> None:
+        st = self._spool.stats()
+        session.outq.put(patrol_pb2.AgentFrame(heartbeat=patrol_pb2.Heartbeat(
+            last_seq=st.last_seq,
+            spool_depth=st.depth,
+            dropped_total=st.dropped_total,
+            uptime_s=time.monotonic() - self._started,
+        )))
