@@ -285,6 +285,7 @@ def dicom_scp(ae_title: str = "PACS", *, require_calling: list[str] | None = Non
     server = ae.start_server(
         ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_ECHO, lambda event: 0x0000)]
     )
+    assert server is not None
     try:
         yield int(server.server_address[1])
     finally:
