@@ -46,6 +46,7 @@ class Spool:
         self.max_bytes = max_bytes
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._closed = False
         self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -59,8 +60,11 @@ class Spool:
         self._bytes = int(size)
 
     def close(self) -> None:
+        """Close the database; closing twice is harmless."""
         with self._lock:
-            self._db.close()
+            if not self._closed:
+                self._closed = True
+                self._db.close()
 
     @property
     def last_seq(self) -> int:
