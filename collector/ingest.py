@@ -1,0 +1,173 @@
+"""The gRPC servicer: translates frames to state-engine calls and writer jobs; acks only after commit.
+
+Frames are read in order; each Batch is applied to the in-memory state engine at once and its effects
+queued to the writer, and a second task on the same stream sends Ack(up_to_seq) as each commit lands,
+so an agent may keep several batches in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from collector.events import AgentHeartbeat, AgentHello, BatchEffects, CheckRule, IncidentAction
+from collector.state import StateEngine
+from collector.store import StoreTx
+from collector.writer import Writer
+from protos import patrol_pb2, patrol_pb2_grpc
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = "xunjian.v1.Collector"
+
+
+@dataclass
+class IngestStats:
+    """Counters read at scrape time (single writer: the event loop)."""
+
+    results_total: int = 0
+    batches_total: int = 0
+    duplicates_total: int = 0
+    transitions_total: int = 0
+    refused_batches_total: int = 0
+    streams: int = 0
+
+
+def hello_record(hello: patrol_pb2.Hello, at: float) -> AgentHello:
+    checks = [CheckRule(c.id, c.target, c.title, c.kind, c.system, c.priority or "medium", c.raise_after or 1,
+                        c.clear_after or 1, c.interval_s, c.schedule, c.runbook, dict(c.labels)) for c in hello.checks]
+    return AgentHello(hello.agent_id, hello.hostname, dict(hello.labels), list(hello.roles), hello.agent_version,
+                      hello.platform, hello.last_seq, checks, at)
+
+
+def _write_hello(hello: AgentHello, actions: Sequence[IncidentAction]) -> Callable[[StoreTx], None]:
+    def job(tx: StoreTx) -> None:
+        tx.write_hello(hello)
+        tx.write_incident_actions(actions)
+    return job
+
+
+def _write_heartbeat(beat: AgentHeartbeat, actions: Sequence[IncidentAction]) -> Callable[[StoreTx], None]:
+    def job(tx: StoreTx) -> None:
+        tx.write_heartbeat(beat)
+        tx.write_incident_actions(actions)
+    return job
+
+
+def _write_batch(effects: BatchEffects) -> Callable[[StoreTx], None]:
+    def job(tx: StoreTx) -> None:
+        tx.write_batch(effects)
+    return job
+
+
+class IngestServicer(patrol_pb2_grpc.CollectorServicer):
+    def __init__(self, engine: StateEngine, writer: Writer, *, max_batch_results: int, collector_id: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.engine = engine
+        self.writer = writer
+        self.max_batch_results = max_batch_results
+        self.collector_id = collector_id
+        self.clock = clock
+        self.stats = IngestStats()
+
+    async def Stream(self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        first = await context.read()
+        if first is grpc.aio.EOF:
+            return
+        if first.WhichOneof("frame") != "hello":
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "first frame must be Hello")
+        if not first.hello.agent_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Hello.agent_id must not be empty")
+        hello = hello_record(first.hello, self.clock())
+        agent_id = hello.agent_id
+        await asyncio.wrap_future(self.writer.submit(_write_hello(hello, self.engine.hello(hello))))
+        agent = self.engine.agent(agent_id)
+        agent.connections += 1
+        self.stats.streams += 1
+        acks: asyncio.Queue[tuple[Future[None], int] | None] = asyncio.Queue()
+        main = asyncio.current_task()
+        assert main is not None
+        acker = asyncio.ensure_future(self._send_acks(agent_id, acks, context, main))
+        try:
+            await context.write(patrol_pb2.CollectorFrame(welcome=patrol_pb2.Welcome(
+                high_water_seq=agent.stored_seq, collector_id=self.collector_id,
+                max_batch_results=self.max_batch_results)))
+            await self._read_frames(agent_id, acks, acker, context)
+            acks.put_nowait(None)
+            await acker
+        finally:
+            agent.connections -= 1
+            self.stats.streams -= 1
+            if not acker.done():
+                acker.cancel()
+
+    async def _read_frames(self, agent_id: str, acks: asyncio.Queue[tuple[Future[None], int] | None],
+                           acker: asyncio.Future[None], context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        engine, stats, limit = self.engine, self.stats, self.max_batch_results
+        while True:
+            frame = await context.read()
+            if frame is grpc.aio.EOF or acker.done():
+                return
+            which = frame.WhichOneof("frame")
+            if which == "batch":
+                results = frame.batch.results
+                if len(results) > limit:
+                    stats.refused_batches_total += 1
+                    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                        f"agent {agent_id}: batch of {len(results)} results exceeds the collector's "
+                                        f"max_batch_results {limit}; send at most {limit} per batch")
+                effects = engine.apply_batch(agent_id, results, self.clock())
+                stats.batches_total += 1
+                stats.results_total += effects.accepted
+                stats.duplicates_total += effects.duplicates
+                stats.transitions_total += len(effects.transitions)
+                acks.put_nowait((self.writer.submit(_write_batch(effects)), effects.high_water_seq))
+            elif which == "heartbeat":
+                hb = frame.heartbeat
+                beat = AgentHeartbeat(agent_id, hb.last_seq, hb.spool_depth, hb.dropped_total, self.clock())
+                self.writer.submit(_write_heartbeat(beat, engine.heartbeat(beat)))
+            elif which == "hello":
+                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "Hello may be sent only once per stream")
+
+    async def _send_acks(self, agent_id: str, acks: asyncio.Queue[tuple[Future[None], int] | None],
+                         context: grpc.aio.ServicerContext[Any, Any], main: asyncio.Task[Any]) -> None:
+        while True:
+            item = await acks.get()
+            if item is None:
+                return
+            fut, seq = item
+            try:
+                await asyncio.wrap_future(fut)
+            except Exception as exc:
+                log.error("store refused a batch of agent %s: %s", agent_id, exc)
+                self.engine.commit_failed(agent_id)
+                main.cancel()
+                await context.abort(grpc.StatusCode.UNAVAILABLE, f"collector store error, resend: {exc}")
+            self.engine.committed(agent_id, seq)
+            await context.write(patrol_pb2.CollectorFrame(ack=patrol_pb2.Ack(up_to_seq=seq)))
+
+
+def build_grpc_server(servicer: IngestServicer, *, max_message_bytes: int,
+                      interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    """The ingest server with grpc.health.v1; auth/TLS interceptors plug in here."""
+    server = grpc.aio.server(interceptors=list(interceptors), options=[
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", 4 * 1024 * 1024),
+    ])
+    patrol_pb2_grpc.add_CollectorServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    return server, health_servicer
+
+
+async def mark_serving(health_servicer: health.aio.HealthServicer, serving: bool) -> None:
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, status)

@@ -1,0 +1,140 @@
+"""/metrics: metric families built at scrape time from the state engine (no per-result metric updates).
+
+Every family is yielded on every scrape, even empty, so HELP/TYPE lines are stable and the catalogue
+test in tests/unit/collector sees them all. The catalogue itself is docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector as PromCollector
+from prometheus_client.registry import CollectorRegistry
+
+from collector.incidents import AGENT_LOST_PRIORITY
+from collector.ingest import IngestStats
+from collector.state import NO_STATUS, StateEngine
+from collector.store import FINDING_STATES, Store
+from collector.writer import COMMIT_BUCKETS, CommitStats
+
+log = logging.getLogger(__name__)
+SERIES_LABELS = ["agent", "check", "target", "key"]
+
+
+class PatrolMetrics(PromCollector):
+    """The custom collector: check series, agents, incidents, findings and ingest self-metrics."""
+
+    def __init__(self, engine: StateEngine, store: Store, ingest: IngestStats, commits: CommitStats,
+                 clock: Callable[[], float]) -> None:
+        self.engine = engine
+        self.store = store
+        self.ingest = ingest
+        self.commits = commits
+        self.clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._checks()
+        yield from self._agents()
+        yield from self._findings()
+        yield from self._ingest()
+
+    def _checks(self) -> Iterator[Metric]:
+        status = GaugeMetricFamily("xunjian_check_status", "Latest status of a check series: 0 OK, 1 WARNING, "
+                                   "2 CRITICAL, 3 UNKNOWN.", labels=[*SERIES_LABELS, "system"])
+        value = GaugeMetricFamily("xunjian_check_value", "Latest measured value of a check series, in the unit "
+                                  "named by the unit label.", labels=[*SERIES_LABELS, "unit"])
+        duration = GaugeMetricFamily("xunjian_check_duration_seconds", "How long the latest run of the check took.",
+                                     labels=SERIES_LABELS)
+        outcome = InfoMetricFamily("xunjian_check_outcome", "Outcome of the latest run (ok, timeout, "
+                                   "connection_refused, ...).", labels=SERIES_LABELS)
+        incidents: dict[tuple[str, str], int] = {}
+        for view in self.engine.series_views():
+            s = view.series
+            r = s.latest
+            if s.incident:
+                pair = (s.rule.priority, s.rule.system)
+                incidents[pair] = incidents.get(pair, 0) + 1
+            if r is None or s.status == NO_STATUS:
+                continue
+            labels = [view.agent_id, view.check_id, view.target, view.key]
+            status.add_metric([*labels, s.rule.system], r.status)
+            if r.HasField("value"):
+                value.add_metric([*labels, r.unit], r.value)
+            duration.add_metric(labels, r.duration_us / 1e6)
+            outcome.add_metric(labels, {"outcome": r.outcome or "ok"})
+        for a in list(self.engine.agents.values()):
+            if a.lost:
+                pair = (AGENT_LOST_PRIORITY, "")
+                incidents[pair] = incidents.get(pair, 0) + 1
+        open_ = GaugeMetricFamily("xunjian_incidents_open", "Open incidents (agent lost included) by priority and "
+                                  "system.", labels=["priority", "system"])
+        for (priority, system), n in sorted(incidents.items()):
+            open_.add_metric([priority, system], n)
+        yield from (status, value, duration, outcome, open_)
+
+    def _agents(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("xunjian_agent_up", "1 when the agent has a stream open and is not lost.",
+                               labels=["agent"])
+        seen = GaugeMetricFamily("xunjian_agent_last_seen_timestamp_seconds", "Unix time of the agent's last frame.",
+                                 labels=["agent"])
+        depth = GaugeMetricFamily("xunjian_agent_spool_depth", "Results in the agent's spool waiting for an ack, "
+                                  "as of its last heartbeat.", labels=["agent"])
+        dropped = CounterMetricFamily("xunjian_agent_spool_dropped", "Results the agent dropped because its spool "
+                                      "bound was reached, as of its last heartbeat.", labels=["agent"])
+        for agent_id, a in sorted(list(self.engine.agents.items())):
+            up.add_metric([agent_id], 1 if a.connections > 0 and not a.lost else 0)
+            seen.add_metric([agent_id], a.last_frame_at)
+            depth.add_metric([agent_id], a.spool_depth)
+            dropped.add_metric([agent_id], a.dropped_total)
+        yield from (up, seen, depth, dropped)
+
+    def _findings(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily("xunjian_findings", "DBA findings by review state.", labels=["state"])
+        try:
+            counts = self.store.finding_counts()
+        except Exception as exc:  # a scrape must not fail because the store is busy
+            log.warning("finding counts unavailable: %s", exc)
+            counts = {}
+        for state in FINDING_STATES:
+            family.add_metric([state], counts.get(state, 0))
+        yield family
+
+    def _ingest(self) -> Iterator[Metric]:
+        s, c = self.ingest, self.commits
+        yield CounterMetricFamily("xunjian_ingest_results", "Results accepted (duplicates excluded).",
+                                  value=s.results_total)
+        yield CounterMetricFamily("xunjian_ingest_batches", "Batches received.", value=s.batches_total)
+        yield CounterMetricFamily("xunjian_ingest_duplicates", "Results dropped because their seq was at or below "
+                                  "the agent's high-water mark.", value=s.duplicates_total)
+        yield CounterMetricFamily("xunjian_ingest_transitions", "Status changes of check series.",
+                                  value=s.transitions_total)
+        yield CounterMetricFamily("xunjian_ingest_refused_batches", "Batches refused for exceeding "
+                                  "max_batch_results.", value=s.refused_batches_total)
+        yield GaugeMetricFamily("xunjian_ingest_streams", "Agent streams open now.", value=s.streams)
+        yield CounterMetricFamily("xunjian_ingest_commit_failures", "Store jobs that failed and were not acked.",
+                                  value=c.failures_total)
+        cumulative, buckets = 0, []
+        for bound, n in zip([*COMMIT_BUCKETS, float("inf")], list(c.bucket_counts), strict=True):
+            cumulative += n
+            buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+        yield HistogramMetricFamily("xunjian_ingest_commit_seconds", "Duration of one group commit of the store "
+                                    "writer.", buckets=buckets, sum_value=c.seconds_sum)
+
+
+def build_registry(metrics: PatrolMetrics, *, process: bool = True) -> CollectorRegistry:
+    """A registry of our own (not the global one), so tests and several collectors in one process work."""
+    from prometheus_client import ProcessCollector
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(metrics)
+    if process:
+        ProcessCollector(registry=registry)
+    return registry
