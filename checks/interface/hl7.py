@@ -7,6 +7,7 @@ serve queries, which the check then reports), and unlike an ADT^A01 it creates n
 from __future__ import annotations
 
 import codecs
+import re
 import secrets
 import socket
 import time
@@ -111,7 +112,7 @@ def _err_text(segs: list[str], separator: str, component: str) -> str:
         fields = seg.split(separator)
         for index in (8, 1, 3):
             if len(fields) > index and fields[index].strip():
-                parts = [p for p in fields[index].split(component) if p.strip()]
+                parts = [p for p in re.split(f"[{re.escape(component)}&]", fields[index]) if p.strip()]
                 return " ".join(parts)
     return ""
 

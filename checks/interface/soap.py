@@ -50,11 +50,35 @@ def _child(element: Element, name: str) -> Element | None:
     return next((c for c in element if local_name(c.tag) == name), None)
 
 
-def parse_envelope(data: bytes) -> SoapAnswer:
-    """The Body of a SOAP 1.1 or 1.2 envelope and its Fault, if any; SoapError for anything else."""
+_DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_EXPAT_ENCODINGS = frozenset({"utf-8", "utf8", "utf-16", "utf16", "us-ascii", "ascii", "iso-8859-1", "latin-1", "latin1"})
+
+
+def as_expat_input(data: bytes, charset: str | None = None) -> bytes:
+    """Expat reads only UTF-8/16 and Latin-1; GBK/GB18030 answers (common here) are re-encoded as UTF-8 first."""
+    m = _DECLARED_ENCODING.match(data)
+    declared = m.group(1).decode("ascii") if m else charset
+    if not declared or declared.lower() in _EXPAT_ENCODINGS:
+        return data
+    try:
+        text = data.decode(declared)
+    except (LookupError, UnicodeDecodeError) as exc:
+        raise SoapError(f"answer is not valid {declared}: {exc}") from None
+    if m:
+        start, end = m.span(1)
+        text = data[:start].decode("ascii") + "utf-8" + text[len(data[:end].decode(declared)) :]
+    return text.encode("utf-8")
+
+
+def parse_envelope(data: bytes, charset: str | None = None) -> SoapAnswer:
+    """The Body of a SOAP 1.1 or 1.2 envelope and its Fault, if any; SoapError for anything else.
+
+    `charset` is the HTTP Content-Type charset, used when the XML does not declare its encoding.
+    """
     from defusedxml import DefusedXmlException
     from defusedxml.ElementTree import fromstring
 
+    data = as_expat_input(data, charset)
     try:
         root = fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
@@ -160,7 +184,7 @@ class SoapSpec(HttpClientFields):
             answer = exchange(self, ctx, "POST", payload.encode("utf-8"), self.request_headers())
             seconds = time.monotonic() - t0
             try:
-                soap = parse_envelope(answer.body)
+                soap = parse_envelope(answer.body, answer.headers.get_content_charset())
             except SoapError as exc:
                 raise status_failure(answer, None) or ProbeFailure(
                     Status.CRITICAL, Outcome.PROTOCOL_ERROR, f"{answer.status} from {answer.url}: {exc}"
