@@ -49,10 +49,10 @@ def classify(exc: BaseException, what: str) -> ProbeFailure:
     if isinstance(exc, (TimeoutError, socket.timeout)):
         return ProbeFailure(Status.CRITICAL, Outcome.TIMEOUT, f"{what} did not answer in time")
     if isinstance(exc, ssl.SSLCertVerificationError):
-        reason = exc.verify_message or str(exc)
+        reason = getattr(exc, "verify_message", None) or str(exc)
         return ProbeFailure(Status.CRITICAL, Outcome.TLS_ERROR, f"TLS certificate of {what} not trusted: {reason}")
     if isinstance(exc, ssl.SSLError):
-        reason = exc.reason or str(exc)
+        reason = getattr(exc, "reason", None) or str(exc)
         return ProbeFailure(Status.CRITICAL, Outcome.TLS_ERROR, f"TLS handshake with {what} failed: {reason}")
     if isinstance(exc, ConnectionRefusedError):
         return ProbeFailure(Status.CRITICAL, Outcome.CONNECTION_REFUSED, f"{what} refused the connection")
