@@ -39,7 +39,7 @@ def test_example_pack_against_loopback_services(tmp_path: Path) -> None:
         LoopbackServer(close_at_once, tls=cert.server_context()) as front_tls,
         dicom_scp("PACS_SCP") as pacs_port,
     ):
-        overrides = {
+        overrides: dict[str, dict[str, object]] = {
             "his.web.login": {"url": web.url("/login"), "ca_file": str(cert.cert)},
             "his.app.port": {"host": "127.0.0.1", "port": app.port},
             "lis.hl7.link": {"host": "127.0.0.1", "port": lis.port},
