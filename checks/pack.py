@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import glob
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -11,7 +13,7 @@ from typing import Any
 from checks.config_error import ConfigError, ConfigErrors
 from checks.kinds import spec_class
 from checks.spec import CheckSpec
-from checks.yamlsource import YamlSource, load_yaml, validate
+from checks.yamlsource import PathKey, YamlSource, dotted, load_yaml, validate
 
 BUILTIN_DIR = Path(__file__).parent / "packs"
 BUILTIN_PREFIX = "builtin:"
@@ -143,7 +145,11 @@ def load_pack_into(
         raise src.error(("checks",), "expected a list of checks")
     into.packs.append(data["pack"])
     errors: list[ConfigError] = []
+    known_defaults = set(CheckSpec.model_fields)
     for i, raw in enumerate(checks):
+        if isinstance(raw, dict) and "kind" in raw:
+            with contextlib.suppress(ValueError):
+                known_defaults |= set(spec_class(str(raw["kind"])).model_fields)
         try:
             spec = _load_check(src, i, raw, defaults, overrides, overrides_source, bind_target)
         except ConfigError as exc:
@@ -157,6 +163,12 @@ def load_pack_into(
             continue
         into.specs.append(spec)
         into.origin[sid] = origin
+    for key in defaults:
+        if str(key) not in known_defaults:
+            hint = difflib.get_close_matches(str(key), sorted(known_defaults), n=1, cutoff=0.6)
+            why = f" (did you mean {hint[0]!r}?)" if hint else " (not a field of any check in this pack)"
+            errors.append(src.error(("defaults", str(key)), f"unknown field{why}"))
+    errors = list({str(e): e for e in errors}.values())
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
 
@@ -185,7 +197,13 @@ def _load_check(
     merged.update(raw)
     if bind_target and not merged.get("target"):
         merged["target"] = bind_target
-    spec = validate(cls, merged, src, path)
+    if cls.needs_target and not merged.get("target"):
+        raise src.error((*path, "target"), f"required for kind {cls.model_fields['kind'].default}: the name of a "
+                        "target in agent.yaml (or bind the pack to a target in agent.yaml packs:)")
+    try:
+        spec = validate(cls, merged, src, path)
+    except ConfigError as exc:
+        raise _blame_defaults(exc, src, path, raw, defaults) from None
     override = overrides.get(f"{spec.id}@{spec.target}") if spec.target else None
     override = override or overrides.get(spec.id)
     if override:
@@ -203,3 +221,17 @@ def _load_check(
 def _replaced_by(name: str, fields: Mapping[str, Any]) -> bool:
     """A check's own `schedule` replaces a default `interval` and vice versa; so does an override."""
     return (name == "interval" and "schedule" in fields) or (name == "schedule" and "interval" in fields)
+
+
+def _blame_defaults(exc: ConfigError, src: YamlSource, path: PathKey, raw: Mapping[str, Any],
+                    defaults: Mapping[str, Any]) -> ConfigError:
+    """Point errors in a value the check took from `defaults:` at the defaults line, not the check's first line."""
+    prefix = dotted(path) + "."
+    fixed = []
+    for err in exc.errors if isinstance(exc, ConfigErrors) else [exc]:
+        name = err.field[len(prefix):].split(".")[0].split("[")[0] if err.field.startswith(prefix) else ""
+        if name and name in defaults and name not in raw:
+            err = ConfigError(err.message, file=src.file,
+                              line=src.line_of(("defaults", name)), field=f"defaults.{name}")
+        fixed.append(err)
+    return fixed[0] if len(fixed) == 1 else ConfigErrors(fixed)
