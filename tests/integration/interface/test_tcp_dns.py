@@ -6,7 +6,7 @@ import pytest
 
 from checks.result import Outcome, Status
 from tests.integration.interface.probing import run_check
-from tests.integration.interface.servers import LoopbackServer, close_at_once, closed_port
+from tests.integration.interface.servers import LoopbackServer, close_at_once, closed_port, full_backlog
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +33,12 @@ def test_tcp_refused_is_critical_service_down() -> None:
     assert result.status is Status.CRITICAL
     assert result.outcome is Outcome.CONNECTION_REFUSED
     assert "refused" in result.summary
+
+
+def test_tcp_connect_that_hangs_is_critical_timeout() -> None:
+    with full_backlog() as port:
+        result = run_check("tcp", host="127.0.0.1", port=port, timeout="300ms")
+    assert (result.status, result.outcome) == (Status.CRITICAL, Outcome.TIMEOUT)
 
 
 def test_dns_localhost_resolves_to_loopback() -> None:
