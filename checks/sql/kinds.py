@@ -116,7 +116,7 @@ class SqlCheck(CheckSpec):
                         return self._stamp(results, started, t0)
                     timeout = min(self.timeout, ctx.remaining(self.timeout))
                 rows = session.run(self.query, timeout=timeout, max_rows=self.max_rows)
-                results = self.evaluate(rows, session.info)
+                results = self.finish(self.evaluate(rows, session.info), ctx)
         except SqlFailure as failure:
             results = [unknown(self.id, failure.outcome, f"{self.display_title}: {failure.message}", target=target)]
         except Exception as exc:
@@ -138,6 +138,10 @@ class SqlCheck(CheckSpec):
         """Turn the rows of this check's query into results (pure; no database)."""
         raise NotImplementedError
 
+    def finish(self, results: list[Result], ctx: RunContext) -> list[Result]:
+        """Hook after evaluate() for state kept between runs (counter deltas)."""
+        return results
+
     def _column(self, rows: Rows, name: str, option: str) -> int:
         try:
             return rows.columns.index(name.lower())
@@ -155,13 +159,14 @@ class _ShapeError(Exception):
 class SqlMetric(SqlCheck):
     kind_doc: ClassVar[str] = (
         "One number from a query, or one per row key. Columns `key` and `value` by default "
-        "(key_column/value_column); a query without the key column must return one row. Other numeric "
-        "columns become metrics of the row's result. warn/crit apply to the value."
+        "(key_column/value_column, each a name or a list of alternatives: the first present is used); a query "
+        "without the key column must return one row. Other numeric columns become metrics of the row's "
+        "result. warn/crit apply to the value, or with `delta` to its increase since the previous run."
     )
 
     kind: Literal["sql.metric"] = "sql.metric"
-    key_column: str = Field("key", description="Column naming the series (e.g. tablespace); absent = single value.")
-    value_column: str = Field("value", description="Column holding the number compared with warn/crit.")
+    key_column: list[str] = Field(["key"], description="Column naming the series (e.g. tablespace); absent = single value.")
+    value_column: list[str] = Field(["value"], description="Column holding the number compared with warn/crit.")
     unit: str = Field("", description="Unit of the value: percent, seconds, bytes, count...")
     if_null: Literal["ok", "warning", "critical", "unknown", "skip"] = Field(
         "unknown", description="Status of a row whose value is NULL (skip drops the row)."
@@ -169,20 +174,37 @@ class SqlMetric(SqlCheck):
     if_empty: Literal["ok", "warning", "critical", "unknown"] = Field(
         "ok", description="Status when the query returns no rows (e.g. not a replica)."
     )
+    delta: Literal["none", "increase", "per_second"] = Field(
+        "none",
+        description="For cumulative counters (deadlocks, Aborted_connects): report the increase since the previous "
+        "run, or that increase per second. The first run only records the counter.",
+    )
+
+    @field_validator("key_column", "value_column", mode="before")
+    @classmethod
+    def _alternatives(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("key_column", "value_column")
+    @classmethod
+    def _lower_alternatives(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("name at least one column")
+        return _lower(v)
 
     def evaluate(self, rows: Rows, server: ServerInfo) -> list[Result]:
-        try:
-            vi = self._column(rows, self.value_column, "value_column")
-        except _ShapeError as exc:
-            return self._shape_error(exc)
-        key_name = self.key_column.lower()
-        ki = rows.columns.index(key_name) if key_name in rows.columns else None
+        vi = next((rows.columns.index(c) for c in self.value_column if c in rows.columns), None)
+        if vi is None:
+            return self._shape_error(_ShapeError(
+                f"value_column {' or '.join(self.value_column)} is not among the query's columns ({', '.join(rows.columns)})"
+            ))
+        ki = next((rows.columns.index(c) for c in self.key_column if c in rows.columns), None)
         if not rows.rows:
             status = _STATUS_BY_NAME[self.if_empty]
             outcome = Outcome.CONTENT_MISMATCH if status == Status.UNKNOWN else Outcome.OK
             return [Result(check_id=self.id, status=status, summary=f"{self.display_title}: no rows", unit=self.unit, outcome=outcome)]
         if ki is None and len(rows.rows) > 1:
-            return self._shape_error(_ShapeError(f"expected one row without a {self.key_column!r} column, got {len(rows.rows)}"))
+            return self._shape_error(_ShapeError(f"expected one row without a {self.key_column[0]!r} column, got {len(rows.rows)}"))
         out: list[Result] = []
         for row in rows.rows:
             key = "" if ki is None or row[ki] is None else str(row[ki])
@@ -201,7 +223,7 @@ class SqlMetric(SqlCheck):
                 out.append(Result(check_id=self.id, status=status, summary=f"{label}: no value (NULL)", key=key,
                                   unit=self.unit, outcome=outcome, metrics=metrics))
                 continue
-            status = self.status_for(value)
+            status = self.status_for(value) if self.delta == "none" else Status.OK
             unit = f" {self.unit}" if self.unit else ""
             out.append(Result(check_id=self.id, status=status, summary=f"{label} = {_fmt(value)}{unit}", key=key,
                               value=value, unit=self.unit, metrics=metrics))
@@ -209,6 +231,34 @@ class SqlMetric(SqlCheck):
             for r in out:
                 r.summary += f" (first {len(rows.rows)} rows only)"
         return out
+
+    def finish(self, results: list[Result], ctx: RunContext) -> list[Result]:
+        """With `delta`, turn counter readings into increases against the previous run's readings."""
+        if self.delta == "none":
+            return results
+        state: dict[str, tuple[float, float]] = ctx.resources.setdefault(f"sql-delta:{self.id}@{self.target}", {})
+        now = ctx.clock()
+        for r in results:
+            if r.value is None or r.outcome != Outcome.OK:
+                continue
+            label = f"{self.display_title}{' ' + r.key if r.key else ''}"
+            previous = state.get(r.key)
+            state[r.key] = (r.value, now)
+            r.metrics["counter"] = r.value
+            if previous is None:
+                r.value = None
+                r.status = Status.OK
+                r.summary = f"{label}: first reading of the counter ({_fmt(r.metrics['counter'])}), rate from the next run"
+                continue
+            increase = r.value - previous[0]
+            if increase < 0:
+                increase = r.value
+            value = increase / max(1e-6, now - previous[1]) if self.delta == "per_second" else increase
+            r.value = value
+            r.status = self.status_for(value)
+            per = "/s" if self.delta == "per_second" else " since last run"
+            r.summary = f"{label}: +{_fmt(value)}{per}"
+        return results
 
 
 class SqlAssert(SqlCheck):
@@ -268,7 +318,10 @@ class SqlFindings(SqlCheck):
     attribute_columns: list[str] = Field(default_factory=list, description="Text columns kept as attributes (declare only non-patient data).")
     recommendation: str = Field("", description="What to do, with {column} placeholders.")
     top_n: int = Field(10, ge=1, le=1000, description="Most findings reported per run (rows in query order).")
-    unit: str = Field("findings", description="Unit of the value (number of findings).")
+    value_column: str | None = Field(
+        None, description="Report the largest value of this column over all returned rows (e.g. wait seconds) instead of the count."
+    )
+    unit: str = Field("findings", description="Unit of the value (number of findings, or of value_column).")
 
     @field_validator("fingerprint_column", mode="before")
     @classmethod
@@ -285,7 +338,7 @@ class SqlFindings(SqlCheck):
     def _lower_evidence(cls, v: list[str] | None) -> list[str] | None:
         return None if v is None else _lower(v)
 
-    @field_validator("object_column", "sql_text_column")
+    @field_validator("object_column", "sql_text_column", "value_column")
     @classmethod
     def _lower_one(cls, v: str | None) -> str | None:
         return v.lower() if v else v
@@ -309,6 +362,7 @@ class SqlFindings(SqlCheck):
             obj_idx = self._column(rows, self.object_column, "object_column") if self.object_column else None
             sql_idx = self._column(rows, self.sql_text_column, "sql_text_column") if self.sql_text_column else None
             attr_idx = [self._column(rows, c, "attribute_columns entry") for c in self.attribute_columns]
+            val_idx = self._column(rows, self.value_column, "value_column") if self.value_column else None
             ev_idx = [self._column(rows, c, "evidence_columns entry") for c in self.evidence_columns] if self.evidence_columns is not None else None
         except _ShapeError as exc:
             return self._shape_error(exc)
@@ -338,14 +392,19 @@ class SqlFindings(SqlCheck):
                 )
             )
         count = float(len(findings))
-        status = self.status_for(count)
+        value = count
+        if val_idx is not None:
+            values = [n for row in rows.rows if (n := number_or_text(row[val_idx])) is not None]
+            value = max(values) if values else 0.0
+        status = self.status_for(value)
         if findings:
             names = ", ".join(f.object or f.fingerprint.split(":", 1)[1] for f in findings[:5])
             tail = ", ..." if len(findings) > 5 else ""
-            summary = f"{self.display_title}: {_fmt(count)} findings ({names}{tail})"
+            worst = f"; max {self.value_column} {_fmt(value)}" if val_idx is not None else ""
+            summary = f"{self.display_title}: {_fmt(count)} findings ({names}{tail}){worst}"
         else:
             summary = f"{self.display_title}: no findings"
-        return [Result(check_id=self.id, status=status, summary=summary, value=count, unit=self.unit, findings=findings)]
+        return [Result(check_id=self.id, status=status, summary=summary, value=value, unit=self.unit, findings=findings)]
 
 
 SPECS: dict[str, type[CheckSpec]] = {
