@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from checks.config_error import ConfigError
 from checks.spec import Duration, Size
@@ -99,12 +99,21 @@ class CollectorConfig(_Section):
     agents: AgentsConfig = Field(default_factory=lambda: AgentsConfig.model_validate({}))
     ingest: IngestConfig = Field(default_factory=lambda: IngestConfig.model_validate({}))
     findings: FindingsConfig = Field(default_factory=lambda: FindingsConfig.model_validate({}))
-    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder of collector.yaml: relative SQLite paths and the default store live there."""
+        return self._base_dir
+
+    def at(self, base_dir: Path) -> CollectorConfig:
+        self._base_dir = base_dir
+        return self
 
     @classmethod
     def for_data_dir(cls, data_dir: Path, **sections: Any) -> CollectorConfig:
         """Defaults with the SQLite store in `data_dir` (what `xunjian up` uses)."""
-        return cls.model_validate({**sections, "base_dir": data_dir})
+        return cls.model_validate(sections).at(data_dir)
 
     def sqlite_path(self) -> Path | None:
         """The SQLite file of the store, or None for another backend."""
@@ -131,9 +140,7 @@ def parse_config(text: str, file: str = "<string>", base_dir: Path | None = None
 def config_from_source(src: YamlSource, base_dir: Path) -> CollectorConfig:
     if not isinstance(src.data, dict):
         raise ConfigError("expected a mapping with listen, store, agents, ingest, findings", file=src.file, line=src.line_of(()))
-    if "base_dir" in src.data:
-        raise src.error(("base_dir",), "unknown field")
-    cfg = validate(CollectorConfig, {**src.data, "base_dir": base_dir}, src)
+    cfg = validate(CollectorConfig, src.data, src).at(base_dir)
     if cfg.store.url.startswith(("postgresql://", "postgres://")):
         raise src.error(("store", "url"), "the PostgreSQL store is not available in this version; use sqlite:///path")
     return cfg

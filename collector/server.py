@@ -154,7 +154,7 @@ def with_overrides(cfg: CollectorConfig, *, grpc_listen: str | None = None, http
         data["listen"]["http"] = http_listen
     if store_url is not None:
         data["store"]["url"] = store_url
-    return CollectorConfig.model_validate({**data, "base_dir": cfg.base_dir})
+    return CollectorConfig.model_validate(data).at(cfg.base_dir)
 
 
 async def _run(cfg: CollectorConfig) -> int:
