@@ -1,0 +1,73 @@
+"""Every metric the collector exports is listed in docs/metrics.md with the same type, and vice versa."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+
+from collector.events import AgentHello, CheckRule
+from collector.ingest import IngestStats
+from collector.metrics import PatrolMetrics, build_registry
+from collector.sqlite import open_sqlite
+from collector.sqlstore import SqlStore
+from collector.state import StateEngine
+from collector.writer import CommitStats
+from protos import patrol_pb2
+
+CATALOGUE = Path(__file__).resolve().parents[3] / "docs" / "metrics.md"
+ROW = re.compile(r"^\| ([a-z_:][a-z0-9_:]*) \| (gauge|counter|histogram|summary) \|")
+
+
+def catalogue() -> dict[str, str]:
+    return {m.group(1): m.group(2) for line in CATALOGUE.read_text(encoding="utf-8").splitlines()
+            if (m := ROW.match(line))}
+
+
+def exported(text: str) -> dict[str, str]:
+    return {parts[2]: parts[3] for line in text.splitlines() if (parts := line.split()) and line.startswith("# TYPE ")}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqlStore]:
+    s = open_sqlite(tmp_path / "c.db")
+    yield s
+    s.close()
+
+
+def scrape(engine: StateEngine, store: SqlStore) -> str:
+    registry = build_registry(PatrolMetrics(engine, store, IngestStats(), CommitStats(), time.time))
+    return generate_latest(registry).decode()
+
+
+def populated_engine() -> StateEngine:
+    engine = StateEngine()
+    engine.hello(AgentHello("a", "a", {}, [], "", "", 0, [CheckRule("his.disk", system="HIS", priority="high")], 1.0))
+    engine.apply_batch("a", [patrol_pb2.Result(seq=1, check_id="his.disk", key="/", status=2, value=97.0,
+                                               unit="percent", outcome="ok", duration_us=1500)], 2.0)
+    return engine
+
+
+def test_every_exported_metric_is_in_the_catalogue(store: SqlStore) -> None:
+    listed = catalogue()
+    found = exported(scrape(populated_engine(), store))
+    unlisted = {name: kind for name, kind in found.items() if listed.get(name) != kind}
+    assert unlisted == {}, f"add these to docs/metrics.md (name, type, unit, help): {unlisted}"
+
+
+def test_every_catalogue_entry_is_exported(store: SqlStore) -> None:
+    found = exported(scrape(StateEngine(), store))
+    assert set(catalogue()) - set(found) == set()
+
+
+def test_series_samples_reflect_the_state_engine(store: SqlStore) -> None:
+    text = scrape(populated_engine(), store)
+    assert 'xunjian_check_status{agent="a",check="his.disk",key="/",system="HIS",target=""} 2.0' in text
+    assert 'xunjian_check_value{agent="a",check="his.disk",key="/",target="",unit="percent"} 97.0' in text
+    assert 'xunjian_check_duration_seconds{agent="a",check="his.disk",key="/",target=""} 0.0015' in text
+    assert 'xunjian_incidents_open{priority="high",system="HIS"} 1.0' in text
+    assert 'xunjian_findings{state="new"} 0.0' in text
