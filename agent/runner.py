@@ -175,8 +175,8 @@ def run_once(specs: Sequence[CheckSpec], ctx: RunContext, concurrency: int = 4) 
             for run in runs:
                 if run.done:
                     continue
-                pending = True
                 if run.started is None:
+                    pending = True
                     continue
                 limit = run.started + run.spec.timeout + timeout_grace(run.spec.timeout)
                 if now >= limit:
@@ -184,6 +184,7 @@ def run_once(specs: Sequence[CheckSpec], ctx: RunContext, concurrency: int = 4) 
                     run.results = [timeout_result(run.spec, run.started_at, now - run.started)]
                     pool.abandon(run.worker)
                 else:
+                    pending = True
                     wait = limit - now if wait is None else min(wait, limit - now)
             if not pending:
                 break

@@ -1,0 +1,420 @@
+"""Scheduling on a fake clock: spread first runs, cron, bounded concurrency, no overlap, timeout → UNKNOWN."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import ClassVar, Literal
+
+import pytest
+
+from agent.runner import WorkerPool, run_check, run_once
+from agent.scheduler import SKIPPED_METRIC, Scheduler, first_offset
+from checks.context import RunContext
+from checks.result import Outcome, Result, Status
+from checks.spec import CheckSpec
+
+WAIT = 10.0
+"""Generous bound for a worker thread to get somewhere; tests never depend on it being short."""
+
+
+class FakeClock:
+    def __init__(self, wall: float = 1_763_000_000.0) -> None:
+        self.wall = wall
+        self.mono = 1000.0
+
+    def time(self) -> float:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def advance(self, seconds: float) -> None:
+        self.wall += seconds
+        self.mono += seconds
+
+
+class Probe:
+    """What a test check does when run: counts calls, optionally blocks until released, optionally raises."""
+
+    def __init__(self, block: bool = False, fail: bool = False) -> None:
+        self.calls = 0
+        self.running = 0
+        self.max_running = 0
+        self.block = block
+        self.fail = fail
+        self.release = threading.Event()
+        self.entered = threading.Semaphore(0)
+        self.lock = threading.Lock()
+
+    def __call__(self, spec: CheckSpec) -> list[Result]:
+        with self.lock:
+            self.calls += 1
+            self.running += 1
+            self.max_running = max(self.max_running, self.running)
+        self.entered.release()
+        try:
+            if self.block:
+                self.release.wait(60)
+            if self.fail:
+                raise RuntimeError("boom")
+            return [Result(check_id="ignored", status=Status.OK, summary="fine", value=1.0)]
+        finally:
+            with self.lock:
+                self.running -= 1
+
+    def wait_entered(self, n: int = 1) -> None:
+        for _ in range(n):
+            assert self.entered.acquire(timeout=WAIT), "probe never started"
+
+
+PROBES: dict[str, Probe] = {}
+
+
+class TestCheck(CheckSpec):
+    __test__: ClassVar[bool] = False
+    kind: Literal["test.probe"] = "test.probe"
+    probe_name: str = "default"
+
+    def probe(self, ctx: RunContext) -> list[Result]:
+        return PROBES[self.probe_name](self)
+
+
+@pytest.fixture(autouse=True)
+def _probes() -> Iterator[None]:
+    yield
+    for p in PROBES.values():
+        p.release.set()
+    PROBES.clear()
+
+
+def probe(name: str = "default", **kwargs: bool) -> Probe:
+    PROBES[name] = Probe(**kwargs)
+    return PROBES[name]
+
+
+def check(id: str, **kwargs: object) -> TestCheck:
+    return TestCheck(id=id, kind="test.probe", **kwargs)  # type: ignore[arg-type]
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.results: list[Result] = []
+
+    def __call__(self, results: list[Result]) -> None:
+        with self.cond:
+            self.results.extend(results)
+            self.cond.notify_all()
+
+    def wait_for(self, n: int) -> list[Result]:
+        with self.cond:
+            assert self.cond.wait_for(lambda: len(self.results) >= n, WAIT), f"only {len(self.results)} results"
+            return list(self.results)
+
+
+def make(specs: list[CheckSpec], clock: FakeClock, sink: Sink, concurrency: int = 4) -> Scheduler:
+    return Scheduler(specs, RunContext(agent_id="agent-1"), sink, concurrency=concurrency, clock=clock)
+
+
+def run_until(pred: Callable[[], bool]) -> None:
+    ev = threading.Event()
+    for _ in range(int(WAIT / 0.01)):
+        if pred():
+            return
+        ev.wait(0.01)
+    raise AssertionError("condition not reached")
+
+
+# first-run spread
+
+
+def test_first_runs_spread_over_the_interval_and_are_stable() -> None:
+    specs = [check(f"c{i}", interval=60.0) for i in range(200)]
+    offsets = [first_offset(s, "agent-1") for s in specs]
+    assert all(0 <= o < 60 for o in offsets)
+    assert len({round(o, 6) for o in offsets}) == 200
+    for lo in range(0, 60, 10):
+        assert any(lo <= o < lo + 10 for o in offsets), f"no first run in [{lo}, {lo + 10})"
+    assert offsets == [first_offset(s, "agent-1") for s in specs]
+    assert first_offset(check("c0", interval=60.0, target="db1"), "agent-1") != offsets[0]
+
+
+def test_scheduler_first_due_is_start_plus_offset() -> None:
+    clock = FakeClock()
+    spec = check("a", interval=30.0)
+    sched = make([spec], clock, Sink())
+    assert sched.next_due()[("a", "")] == pytest.approx(clock.mono + first_offset(spec, "agent-1"))
+
+
+def test_disabled_checks_never_run() -> None:
+    clock = FakeClock()
+    p = probe()
+    sched = make([check("a", interval=10.0, disabled=True)], clock, Sink())
+    clock.advance(100)
+    sched.tick()
+    assert sched.next_due() == {}
+    assert p.calls == 0
+
+
+# interval and cron
+
+
+def test_interval_check_runs_once_per_interval_in_phase() -> None:
+    clock = FakeClock()
+    p = probe()
+    sink = Sink()
+    spec = check("a", interval=10.0)
+    sched = make([spec], clock, sink)
+    offset = first_offset(spec, "agent-1")
+    clock.advance(offset - 0.001)
+    sched.tick()
+    assert p.calls == 0
+    clock.advance(0.001)
+    wait = sched.tick()
+    got = sink.wait_for(1)
+    assert got[0].check_id == "a" and got[0].status is Status.OK
+    assert wait <= 10.0
+    clock.advance(5)
+    sched.tick()
+    assert p.calls == 1
+    clock.advance(5)
+    sched.tick()
+    sink.wait_for(2)
+    assert p.calls == 2
+    assert sched.next_due()[("a", "")] == pytest.approx(1000.0 + offset + 20.0)
+    sched.stop()
+
+
+def test_missed_rounds_after_a_stall_run_once_and_keep_phase() -> None:
+    clock = FakeClock()
+    p = probe()
+    sink = Sink()
+    spec = check("a", interval=10.0)
+    sched = make([spec], clock, sink)
+    offset = first_offset(spec, "agent-1")
+    clock.advance(offset + 35.0)
+    sched.tick()
+    sink.wait_for(1)
+    assert p.calls == 1
+    assert sched.next_due()[("a", "")] == pytest.approx(1000.0 + offset + 40.0)
+    sched.stop()
+
+
+def test_cron_schedule_runs_at_the_cron_times() -> None:
+    start = datetime(2026, 11, 23, 10, 2, 0).astimezone().timestamp()
+    clock = FakeClock(wall=start)
+    p = probe()
+    sink = Sink()
+    sched = make([check("daily", schedule="*/5 * * * *")], clock, sink)
+    five_past = datetime(2026, 11, 23, 10, 5, 0).astimezone().timestamp()
+    assert sched.next_due()[("daily", "")] == five_past
+    clock.advance(five_past - start - 1)
+    sched.tick()
+    assert p.calls == 0
+    clock.advance(1)
+    sched.tick()
+    sink.wait_for(1)
+    assert p.calls == 1
+    assert sched.next_due()[("daily", "")] == five_past + 300
+    sched.stop()
+
+
+# timeouts and overlap
+
+
+def test_overrun_gives_timeout_then_skips_rounds_until_the_old_run_ends() -> None:
+    clock = FakeClock()
+    p = probe(block=True)
+    sink = Sink()
+    spec = check("slow", interval=10.0, timeout=2.0)
+    sched = make([spec], clock, sink)
+    clock.advance(first_offset(spec, "agent-1"))
+    sched.tick()
+    p.wait_entered()
+    clock.advance(2.0)
+    sched.tick()
+    assert sink.results == []
+    clock.advance(0.3)
+    sched.tick()
+    timeout = sink.wait_for(1)[0]
+    assert (timeout.status, timeout.outcome, timeout.summary) == (Status.UNKNOWN, Outcome.TIMEOUT, "timed out after 2s")
+    assert timeout.check_id == "slow"
+
+    clock.advance(10.0)
+    sched.tick()
+    clock.advance(10.0)
+    sched.tick()
+    got = sink.wait_for(3)
+    assert p.calls == 1, "a second run started while the first was still going"
+    assert [r.metrics.get(SKIPPED_METRIC) for r in got[1:]] == [1.0, 2.0]
+    assert all(r.status is Status.UNKNOWN and r.outcome is Outcome.TIMEOUT for r in got[1:])
+    assert got[2].summary == "previous run still running after 22.3s; 2 rounds skipped"
+
+    p.block = False
+    p.release.set()
+    run_until(lambda: p.running == 0)
+    clock.advance(10.0)
+    sched.tick()
+    got = sink.wait_for(4)
+    assert p.calls == 2
+    assert got[3].status is Status.OK
+    assert got[3].metrics[SKIPPED_METRIC] == 2.0
+    assert got[3].summary == "fine (2 rounds skipped while the previous run was going)"
+    assert len(sink.results) == 4, "the late result of the timed-out run must be discarded"
+    clock.advance(10.0)
+    sched.tick()
+    got = sink.wait_for(5)
+    assert SKIPPED_METRIC not in got[4].metrics
+    assert sched.stats()["timeouts_total"] == 1
+    assert sched.stats()["skipped_total"] == 2
+    sched.stop()
+
+
+def test_overlap_is_skipped_even_before_the_timeout() -> None:
+    clock = FakeClock()
+    p = probe(block=True)
+    sink = Sink()
+    spec = check("a", interval=5.0, timeout=30.0)
+    sched = make([spec], clock, sink)
+    clock.advance(first_offset(spec, "agent-1"))
+    sched.tick()
+    p.wait_entered()
+    clock.advance(5.0)
+    sched.tick()
+    skipped = sink.wait_for(1)[0]
+    assert skipped.metrics[SKIPPED_METRIC] == 1.0
+    assert p.calls == 1
+    sched.stop()
+
+
+def test_concurrency_is_bounded() -> None:
+    clock = FakeClock()
+    p = probe(block=True)
+    sink = Sink()
+    specs = [check(f"c{i}", interval=60.0, timeout=50.0) for i in range(5)]
+    sched = make(specs, clock, sink, concurrency=2)
+    clock.advance(60.0)
+    sched.tick()
+    p.wait_entered(2)
+    assert p.entered.acquire(timeout=0.2) is False
+    assert p.max_running == 2
+    p.release.set()
+    sink.wait_for(5)
+    assert p.max_running == 2
+    sched.stop()
+
+
+def test_a_stuck_check_does_not_starve_the_others() -> None:
+    clock = FakeClock()
+    stuck = probe("stuck", block=True)
+    healthy = probe("healthy")
+    sink = Sink()
+    specs = [check("stuck", interval=100.0, timeout=1.0, probe_name="stuck"),
+             check("healthy", interval=100.0, probe_name="healthy")]
+    sched = make(specs, clock, sink, concurrency=1)
+    clock.advance(first_offset(specs[0], "agent-1"))
+    sched.tick()
+    stuck.wait_entered()
+    clock.advance(1.1)
+    sched.tick()
+    run_until(lambda: any(r.outcome is Outcome.TIMEOUT for r in sink.results))
+    run_until(lambda: sched.stats()["runs_total"] == healthy.calls + stuck.calls)
+    before = healthy.calls
+    clock.advance(100.0)
+    sched.tick()
+    run_until(lambda: healthy.calls == before + 1)
+    assert stuck.running == 1
+    sched.stop()
+
+
+def test_probe_exception_is_an_unknown_result() -> None:
+    clock = FakeClock()
+    probe(fail=True)
+    sink = Sink()
+    spec = check("buggy", interval=10.0, target="db1")
+    sched = make([spec], clock, sink)
+    clock.advance(10.0)
+    sched.tick()
+    r = sink.wait_for(1)[0]
+    assert (r.status, r.outcome, r.target) == (Status.UNKNOWN, Outcome.INTERNAL_ERROR, "db1")
+    assert r.summary == "internal error in test.probe probe: RuntimeError: boom"
+    sched.stop()
+
+
+def test_start_and_stop_with_the_real_clock() -> None:
+    p = probe()
+    sink = Sink()
+    sched = Scheduler([check("a", interval=0.05)], RunContext(), sink, concurrency=1)
+    sched.start()
+    sink.wait_for(2)
+    sched.stop()
+    assert sched.error is None
+    assert p.calls >= 2
+
+
+# the runner on its own
+
+
+def test_run_check_fills_identity_and_timing() -> None:
+    probe()
+    spec = check("a", target="db1")
+    ctx = RunContext(clock=lambda: 1234.5)
+    [r] = run_check(spec, ctx)
+    assert (r.check_id, r.target, r.started_at) == ("a", "db1", 1234.5)
+    assert r.duration_ms >= 0
+
+
+def test_run_check_sets_the_deadline() -> None:
+    seen: list[float | None] = []
+
+    class DeadlineCheck(CheckSpec):
+        kind: Literal["test.deadline"] = "test.deadline"
+
+        def probe(self, ctx: RunContext) -> list[Result]:
+            seen.append(ctx.remaining())
+            return []
+
+    run_check(DeadlineCheck(id="d", kind="test.deadline", timeout=7.0), RunContext())
+    assert seen[0] is not None and 6.0 < seen[0] <= 7.0
+
+
+def test_run_once_keeps_spec_order_and_times_out_stuck_checks() -> None:
+    probe("ok")
+    stuck = probe("stuck", block=True)
+    probe("bad", fail=True)
+    specs = [check("first", probe_name="ok"), check("stuck", probe_name="stuck", timeout=0.05),
+             check("bad", probe_name="bad"), check("last", probe_name="ok")]
+    results = run_once(specs, RunContext(), concurrency=2)
+    assert [(r.check_id, r.status, r.outcome) for r in results] == [
+        ("first", Status.OK, Outcome.OK),
+        ("stuck", Status.UNKNOWN, Outcome.TIMEOUT),
+        ("bad", Status.UNKNOWN, Outcome.INTERNAL_ERROR),
+        ("last", Status.OK, Outcome.OK),
+    ]
+    assert results[1].summary == "timed out after 50ms"
+    assert stuck.calls == 1
+
+
+def test_worker_pool_replaces_an_abandoned_worker() -> None:
+    pool = WorkerPool(1)
+    gate = threading.Event()
+    started = threading.Event()
+    done = threading.Event()
+    workers: list[threading.Thread] = []
+
+    def stuck() -> None:
+        workers.append(threading.current_thread())
+        started.set()
+        gate.wait(WAIT)
+
+    pool.submit(stuck)
+    assert started.wait(WAIT)
+    pool.abandon(workers[0])
+    pool.submit(done.set)
+    assert done.wait(WAIT)
+    assert pool.stuck == 1
+    gate.set()
+    run_until(lambda: pool.stuck == 0)
+    pool.shutdown()
