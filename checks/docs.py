@@ -110,8 +110,10 @@ def default_text(info: FieldInfo) -> str:
         return f"`{_size(value)}`"
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
-    if isinstance(value, (list, dict)) and not value:
-        return "`[]`" if isinstance(value, list) else "`{}`"
+    if isinstance(value, (list, tuple)):
+        return "`[" + ", ".join(str(v) for v in value) + "]`"
+    if isinstance(value, dict) and not value:
+        return "`{}`"
     if isinstance(value, Threshold):
         return f'`"{value}"`'
     if isinstance(value, str):
