@@ -107,7 +107,7 @@ def timed_result(
     spec: CheckSpec, seconds: float, summary: str, started_at: float, t0: float, metrics: dict[str, float]
 ) -> Result:
     """An answered probe: its latency in seconds is the value the warn/crit thresholds ("> 2s") apply to."""
-    result = spec.measured(seconds, unit="s", summary=summary, metrics=metrics)
+    result = spec.measured(seconds, unit="seconds", summary=summary, metrics=metrics)
     result.started_at = started_at
     result.duration_ms = (time.monotonic() - t0) * 1000.0
     return result

@@ -50,7 +50,7 @@ class TlsCertSpec(CheckSpec):
             now = dt.datetime.fromtimestamp(ctx.clock(), tz=dt.timezone.utc)
             info = describe_certificate(der, now)
             result = self.measured(
-                info.days_left, unit="d", summary=info.summary(),
+                info.days_left, unit="days", summary=info.summary(),
                 metrics={"days_left": info.days_left, "not_after": info.not_after.timestamp(),
                          "self_signed": 1.0 if info.self_signed else 0.0},
             )

@@ -24,7 +24,7 @@ def test_echo_accepted_is_ok() -> None:
         result = run_check("dicom.echo", host="127.0.0.1", port=port, called_ae_title="PACS")
     assert result.status is Status.OK, result.summary
     assert "C-ECHO" in result.summary
-    assert result.unit == "s"
+    assert result.unit == "seconds"
 
 
 def test_wrong_called_ae_title_is_rejected_and_says_why() -> None:

@@ -53,5 +53,5 @@ def test_example_pack_against_loopback_services(tmp_path: Path) -> None:
             (result,) = spec.probe(RunContext(deadline=time.monotonic() + spec.timeout))
             results[spec.id] = result
     assert {cid: (r.status, r.summary) for cid, r in results.items() if r.status is not Status.OK} == {}
-    assert results["insurance.front.cert"].unit == "d"
-    assert all(r.unit == "s" for cid, r in results.items() if cid != "insurance.front.cert")
+    assert results["insurance.front.cert"].unit == "days"
+    assert all(r.unit == "seconds" for cid, r in results.items() if cid != "insurance.front.cert")

@@ -46,7 +46,7 @@ def test_login_page_ok_with_body_match(his: HttpServer) -> None:
     result = run_check("http", url=his.url("/login"), expect_status=200, expect_body="登录")
     assert result.status is Status.OK, result.summary
     assert result.metrics["status_code"] == 200
-    assert result.unit == "s"
+    assert result.unit == "seconds"
 
 
 def test_body_mismatch_is_critical_content_mismatch(his: HttpServer) -> None:

@@ -16,7 +16,7 @@ def test_tcp_listener_is_ok_with_connect_latency() -> None:
         result = run_check("tcp", host="127.0.0.1", port=server.port)
     assert result.status is Status.OK
     assert result.outcome is Outcome.OK
-    assert result.unit == "s" and result.value is not None and result.value >= 0
+    assert result.unit == "seconds" and result.value is not None and result.value >= 0
     assert f"127.0.0.1:{server.port}" in result.summary
 
 

@@ -20,7 +20,7 @@ def test_self_signed_certificate_expiring_in_five_days_is_critical(tmp_path: Pat
         result = run_check("tls.cert", host="127.0.0.1", port=server.port)
     assert result.status is Status.CRITICAL, result.summary
     assert result.outcome is Outcome.OK
-    assert result.unit == "d"
+    assert result.unit == "days"
     assert result.value is not None and 4.9 < result.value <= 5.0
     assert "self-signed" in result.summary
     assert "CN=localhost" in result.summary
