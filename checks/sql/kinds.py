@@ -174,6 +174,7 @@ class SqlMetric(SqlCheck):
     if_empty: Literal["ok", "warning", "critical", "unknown"] = Field(
         "ok", description="Status when the query returns no rows (e.g. not a replica)."
     )
+    empty_summary: str = Field("no rows", description='Summary when no rows come back, e.g. "not a replica".')
     delta: Literal["none", "increase", "per_second"] = Field(
         "none",
         description="For cumulative counters (deadlocks, Aborted_connects): report the increase since the previous "
@@ -202,7 +203,8 @@ class SqlMetric(SqlCheck):
         if not rows.rows:
             status = _STATUS_BY_NAME[self.if_empty]
             outcome = Outcome.CONTENT_MISMATCH if status == Status.UNKNOWN else Outcome.OK
-            return [Result(check_id=self.id, status=status, summary=f"{self.display_title}: no rows", unit=self.unit, outcome=outcome)]
+            return [Result(check_id=self.id, status=status, summary=f"{self.display_title}: {self.empty_summary}",
+                           unit=self.unit, outcome=outcome)]
         if ki is None and len(rows.rows) > 1:
             return self._shape_error(_ShapeError(f"expected one row without a {self.key_column[0]!r} column, got {len(rows.rows)}"))
         out: list[Result] = []
