@@ -1,50 +1,15 @@
-"""What the state engine decides and the store writes: plain records, no I/O, no protobuf types."""
+"""What the state engine decides and the store writes: plain records; results stay protobuf messages."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
+from protos import patrol_pb2
 
-class FindingLike(Protocol):
-    """The fields of a patrol_pb2.Finding the collector reads."""
-
-    fingerprint: str
-    title: str
-    object: str
-    recommendation: str
-    sql_text: str
-
-    @property
-    def evidence(self) -> Mapping[str, float]: ...
-
-    @property
-    def attributes(self) -> Mapping[str, str]: ...
-
-
-class ResultLike(Protocol):
-    """The fields of a patrol_pb2.Result the collector reads; a protobuf message satisfies it."""
-
-    seq: int
-    check_id: str
-    target: str
-    key: str
-    status: int
-    value: float
-    unit: str
-    summary: str
-    started_unix_ms: int
-    duration_us: int
-    outcome: str
-
-    @property
-    def metrics(self) -> Mapping[str, float]: ...
-
-    @property
-    def findings(self) -> Sequence[FindingLike]: ...
-
-    def HasField(self, name: str) -> bool: ...  # protobuf spells it so
+FindingLike = patrol_pb2.Finding
+ResultLike = patrol_pb2.Result
+"""The wire message itself: the engine keeps it as a series' latest result and reads fields only when needed."""
 
 
 @dataclass(frozen=True)

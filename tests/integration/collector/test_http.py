@@ -1,0 +1,116 @@
+"""HTTP on a real collector: /healthz, /metrics (checked by promtool), the JSON API and finding reviews."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from pathlib import Path
+
+import grpc
+import pytest
+
+from protos import patrol_pb2
+from tests.conftest import require
+from tests.integration.collector.conftest import Agent, http_get, http_post, results, running
+
+pytestmark = pytest.mark.integration
+
+TOP_SQL = patrol_pb2.CheckInfo(id="his.db.top_sql", title="Top SQL", kind="sql.findings", target="his_db",
+                               priority="low", system="HIS", labels={"engine": "oracle"})
+DISK = patrol_pb2.CheckInfo(id="his.disk", title="Data disk", kind="host.disk", priority="high", system="HIS")
+
+
+def finding_result(seq: int, fingerprint: str) -> patrol_pb2.Result:
+    return patrol_pb2.Result(seq=seq, check_id="his.db.top_sql", target="his_db", status=patrol_pb2.OK,
+                             findings=[patrol_pb2.Finding(fingerprint=fingerprint, title="Slow statement",
+                                                          object="HIS.ORDERS", sql_text="SELECT ...",
+                                                          evidence={"elapsed_s": 12.0})])
+
+
+async def feed(port: int) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+        agent = Agent(ch)
+        await agent.hello(checks=[DISK, TOP_SQL])
+        await agent.batch([*results(range(1, 3)), *results(range(3, 4), status=2),
+                           finding_result(4, "sql_id:a1"), finding_result(5, "sql_id:b2")])
+        assert await agent.ack() == 5
+        await agent.call.done_writing()
+
+
+def test_json_api_and_findings_review(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(tmp_path) as c:
+            await feed(c.grpc_port)
+            port = c.http_port
+            status, body = await asyncio.to_thread(http_get, port, "/healthz")
+            assert (status, body) == (200, {"status": "ok"})
+
+            _, agents = await asyncio.to_thread(http_get, port, "/api/v1/agents")
+            assert [(a["id"], a["high_water_seq"], a["labels"], a["connected"]) for a in agents] == [
+                ("his-app-01", 5, {"site": "main"}, False)]
+
+            _, checks = await asyncio.to_thread(http_get, port, "/api/v1/checks")
+            disk = next(ch for ch in checks if ch["check_id"] == "his.disk")
+            assert (disk["status"], disk["value"], disk["incident_open"], disk["title"]) == (
+                "CRITICAL", 3.0, True, "Data disk")
+
+            _, open_ = await asyncio.to_thread(http_get, port, "/api/v1/incidents")
+            assert [(i["check_id"], i["status"], i["last_status"]) for i in open_] == [("his.disk", "open", "CRITICAL")]
+            status, body = await asyncio.to_thread(http_get, port, "/api/v1/incidents?status=closed")
+            assert (status, body) == (400, {"error": "status must be open, resolved or all, got 'closed'"})
+
+            status, body = await asyncio.to_thread(http_get, port, "/api/v1/results?agent=his-app-01")
+            assert status == 400
+            assert body["error"] == ("results history is not kept (store.history is 'transitions'); set "
+                                     "store.history: all in collector.yaml")
+
+            _, findings = await asyncio.to_thread(http_get, port, "/api/v1/findings?engine=oracle&state=new")
+            assert sorted(f["fingerprint"] for f in findings) == ["sql_id:a1", "sql_id:b2"]
+            fid = next(f["id"] for f in findings if f["fingerprint"] == "sql_id:a1")
+            status, row = await asyncio.to_thread(http_post, port, f"/api/v1/findings/{fid}/accept",
+                                                  {"reviewer": "dba.wang", "note": "index planned"})
+            assert status == 200
+            assert (row["state"], row["reviewer"], row["review_note"]) == ("accepted", "dba.wang", "index planned")
+            assert [h["to_state"] for h in row["history"]] == ["new", "accepted"]
+            status, body = await asyncio.to_thread(http_post, port, f"/api/v1/findings/{fid}/dismiss", {"note": "x"})
+            assert (status, body) == (400, {"error": "reviewer is required (who accepts or dismisses the finding)"})
+            status, _ = await asyncio.to_thread(http_post, port, "/api/v1/findings/999/dismiss", {"reviewer": "x"})
+            assert status == 404
+            _, accepted = await asyncio.to_thread(http_get, port, "/api/v1/findings?state=accepted")
+            assert [f["id"] for f in accepted] == [fid]
+            status, body = await asyncio.to_thread(http_get, port, "/api/v1/nope")
+            assert (status, body) == (404, {"error": "no such endpoint: GET /api/v1/nope"})
+
+            status, text = await asyncio.to_thread(http_get, port, "/metrics")
+            assert status == 200
+            assert 'xunjian_findings{state="accepted"} 1.0' in text
+            assert "xunjian_ingest_results_total 5.0" in text
+    asyncio.run(scenario())
+
+
+def test_results_history_when_kept(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(tmp_path, store={"history": "all"}) as c:
+            await feed(c.grpc_port)
+            _, rows = await asyncio.to_thread(http_get, c.http_port, "/api/v1/results?agent=his-app-01&after_seq=1&limit=2")
+            assert [(r["seq"], r["status"], r["check_id"]) for r in rows] == [(2, "OK", "his.disk"),
+                                                                              (3, "CRITICAL", "his.disk")]
+            status, body = await asyncio.to_thread(http_get, c.http_port, "/api/v1/results")
+            assert status == 400 and body["error"].startswith("agent is required")
+    asyncio.run(scenario())
+
+
+def test_promtool_accepts_metrics(tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    require(promtool is not None, "promtool (Debian package prometheus)")
+    assert promtool is not None
+
+    async def scenario() -> str:
+        async with running(tmp_path) as c:
+            await feed(c.grpc_port)
+            _, text = await asyncio.to_thread(http_get, c.http_port, "/metrics")
+            return str(text)
+    text = asyncio.run(scenario())
+    proc = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
