@@ -7,7 +7,8 @@
     more perfdata
 
 Values come out in base units: seconds (s, ms, us) and bytes (B, KB, MB, GB, TB, which plugins such as
-check_disk mean as powers of 1024).
+check_disk mean as powers of 1024; KiB, MiB, GiB, TiB and kB as some plugins write them). Other UOMs are kept
+as written (value unchanged, unit = the UOM).
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ UOM_FACTORS: dict[str, tuple[float, str]] = {
     "MB": (1024.0**2, "bytes"),
     "GB": (1024.0**3, "bytes"),
     "TB": (1024.0**4, "bytes"),
+    "kB": (1024.0, "bytes"),
+    "KiB": (1024.0, "bytes"),
+    "MiB": (1024.0**2, "bytes"),
+    "GiB": (1024.0**3, "bytes"),
+    "TiB": (1024.0**4, "bytes"),
     "c": (1.0, "counter"),
 }
 """UOM -> (factor to the base unit, base unit name)."""

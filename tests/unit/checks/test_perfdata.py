@@ -55,6 +55,8 @@ def test_perfdata_only_on_later_lines() -> None:
     ("b=3MB", 3 * 1024**2, "bytes"),
     ("b=1GB", 1024**3, "bytes"),
     ("b=2TB", 2 * 1024**4, "bytes"),
+    ("b=3MiB", 3 * 1024**2, "bytes"),
+    ("b=4kB", 4096, "bytes"),
     ("n=12345c", 12345, "counter"),
     ("n=42", 42, ""),
     ("n=-3.5", -3.5, ""),
