@@ -42,6 +42,7 @@ class Mount(NamedTuple):
     device: str
     mountpoint: str
     fstype: str
+    opts: frozenset[str]
 
 
 def real_mounts(listed: Iterable[str] = ()) -> tuple[list[Mount], list[str]]:
@@ -55,7 +56,8 @@ def real_mounts(listed: Iterable[str] = ()) -> tuple[list[Mount], list[str]]:
     wanted = [_mount_key(m) for m in listed]
     by_key: dict[str, Mount] = {}
     for p in parts:
-        by_key[_mount_key(p.mountpoint)] = Mount(p.device, p.mountpoint, p.fstype)
+        opts = frozenset(o.strip() for o in p.opts.split(","))
+        by_key[_mount_key(p.mountpoint)] = Mount(p.device, p.mountpoint, p.fstype, opts)
     if wanted:
         found = [by_key[k] for k in dict.fromkeys(wanted) if k in by_key]
         missing = [m for m, k in zip(listed, wanted, strict=True) if k not in by_key]
@@ -63,10 +65,9 @@ def real_mounts(listed: Iterable[str] = ()) -> tuple[list[Mount], list[str]]:
     out: list[Mount] = []
     devices: set[str] = set()
     for m in by_key.values():
-        opts = {o.strip() for o in next((p.opts for p in parts if p.mountpoint == m.mountpoint), "").split(",")}
         if m.fstype in PSEUDO_FSTYPES or m.fstype in NETWORK_FSTYPES or not m.fstype:
             continue
-        if opts & {"cdrom", "remote"}:
+        if m.opts & {"cdrom", "remote"}:
             continue
         if m.device in devices or os.path.isfile(m.mountpoint):
             continue
@@ -393,7 +394,7 @@ class HostProcess(CheckSpec):
         return [result]
 
 
-_PROC_NET_LISTEN = {"tcp": "0A"}
+_TCP_LISTEN = "0A"
 """TCP state LISTEN in /proc/net/tcp; UDP sockets have no listen state, any bound socket counts."""
 
 
@@ -413,7 +414,7 @@ def _proc_net_ports(protocol: str) -> set[int] | None:
             if len(fields) < 4:
                 continue
             local, state = fields[1], fields[3]
-            if protocol == "tcp" and state != _PROC_NET_LISTEN["tcp"]:
+            if protocol == "tcp" and state != _TCP_LISTEN:
                 continue
             ports.add(int(local.rsplit(":", 1)[1], 16))
     return ports if found else None
