@@ -331,7 +331,8 @@ class StreamClient:
                 self._cond.wait(remaining)
             if not session.welcomed:
                 return
-            self._pending_since = time.monotonic() - s.batch_wait
+            backlog = self._spool.last_seq > session.sent_seq
+            self._pending_since = time.monotonic() - s.batch_wait if backlog else None
         next_heartbeat = time.monotonic()
         while True:
             rows: list[tuple[int, bytes]] = []

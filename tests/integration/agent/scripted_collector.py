@@ -73,13 +73,14 @@ class ScriptedCollector(patrol_pb2_grpc.CollectorServicer):
             return max(self.stored, default=0)
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+        """Wait until `predicate` holds (polled, since it may look at the agent side too)."""
         deadline = time.monotonic() + timeout
         with self.lock:
             while not predicate():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                self.lock.wait(remaining)
+                self.lock.wait(min(remaining, 0.02))
             return True
 
     def release_acks(self) -> None:
