@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from typing import Any, ClassVar, Literal
 
 import psutil
@@ -11,6 +12,16 @@ from checks.context import RunContext
 from checks.result import Outcome, Result, Status, unknown
 from checks.spec import CheckSpec
 
+
+def _is_pattern(name: str) -> bool:
+    return "*" in name or "?" in name
+
+
+def _service_names() -> list[str]:
+    """Names of all services, from psutil.win_service_iter()."""
+    return [svc.name() for svc in psutil.win_service_iter()]  # type: ignore[attr-defined]
+
+
 ServiceState = Literal["running", "stopped", "paused", "start_pending", "stop_pending", "continue_pending",
                        "pause_pending"]
 """psutil's WindowsService.status() values."""
@@ -19,7 +30,8 @@ ServiceState = Literal["running", "stopped", "paused", "start_pending", "stop_pe
 class HostWindowsService(CheckSpec):
     kind: Literal["host.windows_service"] = "host.windows_service"
     kind_doc: ClassVar[str] = (
-        "Windows services by service name (not display name), one result per service (key = name): CRITICAL "
+        "Windows services by service name (not display name) or name pattern (MSSQL$*), one result per service "
+        "(key = name): CRITICAL "
         "when the state is not `expect_state` or, if `expect_start_type` is set, the start type differs (a "
         "database service switched to manual start will not come back after a reboot). A service that does "
         "not exist is CRITICAL (not_found). On other operating systems the result is UNKNOWN (not_found). "
@@ -30,7 +42,9 @@ class HostWindowsService(CheckSpec):
         "id: mssql.services\nkind: host.windows_service\nservices: [MSSQLSERVER, SQLSERVERAGENT]\n"
         "expect_state: running\nexpect_start_type: automatic\npriority: high\n"
     )
-    services: list[str] = Field(description="Service names, e.g. MSSQLSERVER, SQLSERVERAGENT, W3SVC.")
+    services: list[str] = Field(
+        description="Service names, e.g. MSSQLSERVER, SQLSERVERAGENT, W3SVC, or patterns with * and ? (case-insensitive) "
+        "such as MSSQL$* for every named SQL Server instance; a pattern that matches nothing is CRITICAL (not_found).")
     expect_state: ServiceState = Field("running", description="The state the service must be in.")
     expect_start_type: Literal["automatic", "manual", "disabled"] | None = Field(
         None, description="When set, a different start type is CRITICAL too.")
@@ -46,7 +60,23 @@ class HostWindowsService(CheckSpec):
         if get is None:
             return [unknown(self.id, Outcome.NOT_FOUND, "Windows services exist only on Windows",
                             target=self.target or "", key=name) for name in self.services]
-        return [self._one(get, name) for name in self.services]
+        results: list[Result] = []
+        for name in self.services:
+            if not _is_pattern(name):
+                results.append(self._one(get, name))
+                continue
+            try:
+                matched = sorted(n for n in _service_names() if fnmatch.fnmatchcase(n.lower(), name.lower()))
+            except (psutil.AccessDenied, OSError) as exc:
+                results.append(unknown(self.id, Outcome.PERMISSION_DENIED, f"cannot list services: {exc}",
+                                       target=self.target or "", key=name))
+                continue
+            if not matched:
+                results.append(Result(check_id=self.id, status=Status.CRITICAL, outcome=Outcome.NOT_FOUND,
+                                      target=self.target or "", key=name, value=0.0,
+                                      summary=f"no service matches {name}"))
+            results.extend(self._one(get, n) for n in matched)
+        return results
 
     def _one(self, get: Any, name: str) -> Result:
         target = self.target or ""

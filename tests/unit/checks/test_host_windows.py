@@ -38,6 +38,9 @@ class FakeService:
     def __init__(self, info: dict[str, Any]) -> None:
         self.info = info
 
+    def name(self) -> str:
+        return str(self.info["name"])
+
     def as_dict(self) -> dict[str, Any]:
         return dict(self.info)
 
@@ -57,6 +60,18 @@ SERVICES = {
         "administrative tasks.",
     },
 }
+
+
+SERVICES["MSSQL$HIS"] = {**SERVICES["MSSQLSERVER"], "name": "MSSQL$HIS", "display_name": "SQL Server (HIS)",
+                         "pid": 2210, "username": "NT Service\\MSSQL$HIS"}
+SERVICES["MSSQL$LIS"] = {**SERVICES["MSSQLSERVER"], "name": "MSSQL$LIS", "display_name": "SQL Server (LIS)",
+                         "status": "stopped", "pid": None, "username": "NT Service\\MSSQL$LIS"}
+SERVICES["MSSQLFDLauncher"] = {**SERVICES["SQLSERVERAGENT"], "name": "MSSQLFDLauncher",
+                               "display_name": "SQL Full-text Filter Daemon Launcher (MSSQLSERVER)"}
+
+
+def fake_win_service_iter() -> list[FakeService]:
+    return [FakeService(info) for info in SERVICES.values()]
 
 
 def fake_win_service_get(name: str) -> FakeService:
@@ -151,7 +166,7 @@ def test_windows_memory_and_pagefile(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_windows_services_running_stopped_and_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(psutil, "win_service_get", fake_win_service_get, raising=False)
     spec = HostWindowsService(id="mssql.services", kind="host.windows_service",
-                              services=["MSSQLSERVER", "SQLSERVERAGENT", "MSSQL$HIS"], expect_start_type="automatic")
+                              services=["MSSQLSERVER", "SQLSERVERAGENT", "MSSQL$PACS"], expect_start_type="automatic")
     results = {r.key: r for r in spec.probe(RunContext())}
     assert results["MSSQLSERVER"].status is Status.OK
     assert results["MSSQLSERVER"].summary == (
@@ -160,7 +175,7 @@ def test_windows_services_running_stopped_and_missing(monkeypatch: pytest.Monkey
     assert agent.status is Status.CRITICAL
     assert agent.summary.endswith("is stopped, start manual, as NT Service\\SQLSERVERAGENT "
                                   "(expected running; expected start automatic)")
-    missing = results["MSSQL$HIS"]
+    missing = results["MSSQL$PACS"]
     assert (missing.status, missing.outcome) == (Status.CRITICAL, Outcome.NOT_FOUND)
 
 
@@ -177,3 +192,16 @@ def test_windows_service_on_linux_is_unknown_not_found(monkeypatch: pytest.Monke
     spec = HostWindowsService(id="svc", kind="host.windows_service", services=["MSSQLSERVER"])
     [result] = spec.probe(RunContext())
     assert (result.status, result.outcome, result.key) == (Status.UNKNOWN, Outcome.NOT_FOUND, "MSSQLSERVER")
+
+
+def test_windows_service_patterns_cover_named_instances(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(psutil, "win_service_get", fake_win_service_get, raising=False)
+    monkeypatch.setattr(psutil, "win_service_iter", fake_win_service_iter, raising=False)
+    spec = HostWindowsService(id="mssql.instances", kind="host.windows_service",
+                              services=["mssql$*", "SQLAgent$*"])
+    results = {r.key: r for r in spec.probe(RunContext())}
+    assert sorted(results) == ["MSSQL$HIS", "MSSQL$LIS", "SQLAgent$*"]
+    assert results["MSSQL$HIS"].status is Status.OK
+    assert results["MSSQL$LIS"].status is Status.CRITICAL
+    assert (results["SQLAgent$*"].status, results["SQLAgent$*"].outcome) == (Status.CRITICAL, Outcome.NOT_FOUND)
+    assert results["SQLAgent$*"].summary == "no service matches SQLAgent$*"
