@@ -55,7 +55,7 @@ _PATTERNS: tuple[tuple[Outcome, re.Pattern[str]], ...] = tuple(
     (outcome, re.compile(pattern, re.IGNORECASE))
     for outcome, pattern in (
         (Outcome.AUTH_FAILED, r"password authentication failed|access denied for user|login failed|ORA-01017|ORA-28000|"
-                              r"ORA-28001|no pg_hba\.conf entry|authentication failed|ORA-01005"),
+                              r"ORA-28001|no pg_hba\.conf entry|authentication failed|ORA-01005|role \"[^\"]*\" does not exist"),
         (Outcome.DNS_ERROR, r"could not translate host name|name or service not known|unknown (mysql |mariadb )?server host|"
                             r"temporary failure in name resolution|getaddrinfo|nodename nor servname|no address associated"),
         (Outcome.TIMEOUT, r"statement timeout|canceling statement due to (statement|lock) timeout|max_statement_time|"

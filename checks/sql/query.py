@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from checks.sql.guard import GuardError, check_statement
 from checks.sql.version import Version, format_version, parse_version
@@ -89,21 +89,26 @@ class QueryMap(BaseModel):
     mysql: VariantList | None = None
     mariadb: VariantList | None = None
 
+    @field_validator("oracle", "mssql", "postgres", "mysql", "mariadb")
+    @classmethod
+    def _guarded(cls, variants: list[QueryVariant] | None, info: ValidationInfo) -> list[QueryVariant] | None:
+        if variants is None:
+            return None
+        key = str(info.field_name)
+        if not variants:
+            raise ValueError("expected SQL or a non-empty list of variants")
+        for i, variant in enumerate(variants):
+            try:
+                check_statement(variant.sql, key)
+            except GuardError as exc:
+                where = "" if len(variants) == 1 else f"[{i}]: "
+                raise ValueError(f"{where}{exc}") from None
+        return variants
+
     @model_validator(mode="after")
-    def _guarded(self) -> QueryMap:
-        present = [k for k in QUERY_KEYS if getattr(self, k) is not None]
-        if not present:
+    def _some_dialect(self) -> QueryMap:
+        if not any(getattr(self, k) is not None for k in QUERY_KEYS):
             raise ValueError(f"expected SQL for at least one dialect ({', '.join(QUERY_KEYS)})")
-        for key in present:
-            variants: list[QueryVariant] = getattr(self, key)
-            if not variants:
-                raise ValueError(f"{key}: expected SQL or a non-empty list of variants")
-            for i, variant in enumerate(variants):
-                try:
-                    check_statement(variant.sql, key)
-                except GuardError as exc:
-                    where = key if len(variants) == 1 else f"{key}[{i}]"
-                    raise ValueError(f"{where}: {exc}") from None
         return self
 
     def dialects(self) -> list[str]:

@@ -36,6 +36,8 @@ class Session:
         self.target = target
         self.lock = threading.Lock()
         self._conn: Connection | None = None
+        self._used = False
+        """Whether the open connection has run a statement (a fresh one is not retried on failure)."""
 
     @property
     def info(self) -> ServerInfo:
@@ -56,6 +58,7 @@ class Session:
             raise SqlFailure(Outcome.AUTH_FAILED, f"cannot read the password: {exc}") from None
         try:
             self._conn = open_connection(self.target, password, min(timeout, self.target.connect_timeout))
+            self._used = False
         except SqlFailure:
             raise
         except ImportError as exc:
@@ -64,7 +67,21 @@ class Session:
             raise SqlFailure(classify(exc), f"cannot connect to {self.target.name}: {describe(exc)}") from None
 
     def run(self, query: QueryMap, *, timeout: float, max_rows: int | None) -> Rows:
-        """Pick the SQL for this server, guard it, run it with a server-side timeout, read at most max_rows."""
+        """Pick the SQL for this server, guard it, run it with a server-side timeout, read at most max_rows.
+
+        A reused connection the server has dropped meanwhile (restart, idle kill, failover) is re-opened and
+        the statement tried once more, so a stale connection is not reported as the database being down.
+        """
+        reused = self._conn is not None and self._used
+        try:
+            return self._run_once(query, timeout=timeout, max_rows=max_rows)
+        except SqlFailure as failure:
+            if not reused or failure.outcome != Outcome.CONNECTION_REFUSED or self._conn is not None:
+                raise
+        self.ensure_open(timeout)
+        return self._run_once(query, timeout=timeout, max_rows=max_rows)
+
+    def _run_once(self, query: QueryMap, *, timeout: float, max_rows: int | None) -> Rows:
         if self._conn is None:
             self.ensure_open(timeout)
         conn = self._conn
@@ -80,6 +97,7 @@ class Session:
             raise SqlFailure(Outcome.PERMISSION_DENIED, f"refused by the read-only guard: {exc}") from None
         cap = min(max_rows or self.target.max_rows, self.target.max_rows)
         statement_timeout = max(0.001, min(timeout, self.target.statement_timeout))
+        self._used = True
         try:
             return conn.query(sql, statement_timeout, cap)
         except Exception as exc:
