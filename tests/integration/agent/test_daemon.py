@@ -1,0 +1,99 @@
+"""The whole agent (scheduler → spool → transport) against the scripted collector, in-process and as a process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.config import load_agent_config
+from agent.daemon import AgentDaemon
+from protos import patrol_pb2
+from tests.conftest import ROOT
+from tests.integration.agent.scripted_collector import ScriptedCollector
+
+pytestmark = pytest.mark.integration
+
+WAIT = 15.0
+PACK = """\
+pack: self
+checks:
+  - id: agent.spool
+    title: Agent spool
+    kind: agent.spool
+    interval: 100ms
+    warn: "> 1000"
+    priority: high
+    raise_after: 2
+"""
+
+
+def write_config(tmp_path: Path, address: str) -> Path:
+    (tmp_path / "self.yaml").write_text(PACK, encoding="utf-8")
+    path = tmp_path / "agent.yaml"
+    path.write_text(
+        "agent:\n  id: ward-3\n  labels: {site: main}\n  roles: [his-app]\n"
+        f'collector:\n  addresses: ["{address}"]\n  batch_wait: 20ms\n'
+        "  reconnect: {initial: 50ms, max: 200ms}\n"
+        "spool:\n  path: data/spool.db\npacks: [self.yaml]\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_daemon_streams_its_checks_results(tmp_path: Path) -> None:
+    col = ScriptedCollector().start()
+    daemon = AgentDaemon(load_agent_config(write_config(tmp_path, col.address)))
+    try:
+        daemon.start()
+        assert col.wait_for(lambda: len(col.stored) >= 3, WAIT)
+        hello = col.hellos[0]
+        assert (hello.agent_id, dict(hello.labels), list(hello.roles)) == ("ward-3", {"site": "main"}, ["his-app"])
+        [info] = hello.checks
+        assert (info.id, info.title, info.priority, info.raise_after) == ("agent.spool", "Agent spool", "high", 2)
+        first = col.stored[min(col.stored)]
+        assert first.check_id == "agent.spool"
+        assert first.status == patrol_pb2.OK
+        assert "spool_depth" in first.metrics
+        assert col.wait_for(lambda: daemon.spool.stats().acked_seq >= 3, WAIT)
+        assert daemon.error is None
+    finally:
+        daemon.stop()
+        col.stop()
+    assert (tmp_path / "data" / "spool.db").exists()
+    assert (tmp_path / "data" / "state").is_dir()
+
+
+def test_agent_process_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    col = ScriptedCollector().start()
+    config = write_config(tmp_path, col.address)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from pathlib import Path; from agent.daemon import run_agent; "
+                               "sys.exit(run_agent(Path(sys.argv[1])))", str(config)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert col.wait_for(lambda: len(col.stored) >= 2, WAIT)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=WAIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        col.stop()
+    assert proc.returncode == 0, err
+    assert "got SIGTERM, stopping" in err
+    assert "agent ward-3 stopped" in err
+
+
+def test_run_agent_rejects_bad_config_with_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from agent.daemon import run_agent
+
+    path = tmp_path / "agent.yaml"
+    path.write_text('collector:\n  addresses: ["c:9470"]\n  windw: 3\n', encoding="utf-8")
+    assert run_agent(path) == 2
+    assert capsys.readouterr().err.strip() == f"{path}:3: collector.windw: unknown field (did you mean 'window'?)"
