@@ -204,17 +204,17 @@ def _load_check(
         spec = validate(cls, merged, src, path)
     except ConfigError as exc:
         raise _blame_defaults(exc, src, path, raw, defaults) from None
-    override = overrides.get(f"{spec.id}@{spec.target}") if spec.target else None
-    override = override or overrides.get(spec.id)
+    key = f"{spec.id}@{spec.target}" if spec.target and f"{spec.id}@{spec.target}" in overrides else spec.id
+    override = overrides.get(key)
     if override:
         if not isinstance(override, Mapping):
             raise ConfigError("expected a mapping of fields to override", file=overrides_source.file if overrides_source else "",
-                              line=overrides_source.line_of(("overrides", spec.id)) if overrides_source else None,
-                              field=f"overrides.{spec.id}")
+                              line=overrides_source.line_of(("overrides", key)) if overrides_source else None,
+                              field=f"overrides.{key}")
         merged = {k: v for k, v in merged.items() if not _replaced_by(k, override)}
         merged.update(override)
         osrc = overrides_source or src
-        spec = validate(cls, merged, osrc, ("overrides", spec.id) if overrides_source else path)
+        spec = validate(cls, merged, osrc, ("overrides", key) if overrides_source else path)
     return spec
 
 

@@ -186,3 +186,14 @@ def test_pack_schedule_replaces_default_interval(tmp_path: Path) -> None:
     a, b = load_pack(path).specs
     assert (a.schedule, "interval" in a.model_fields_set) == ("30 7 * * *", False)
     assert (b.schedule, b.interval) == (None, 60)
+
+
+def test_bad_override_by_id_at_target_names_its_line(tmp_path: Path) -> None:
+    pack = write(tmp_path, "pack: t\nchecks:\n  - id: log\n    kind: host.log\n    path: /x.log\n    include: [E]\n")
+    agent = parse_yaml("overrides:\n  log: {crit: '> 1'}\n  log@b:\n    crit: nonsense\n", "agent.yaml")
+    with pytest.raises(ConfigError) as info:
+        load_checks([PackRef(str(pack), target="a"), PackRef(str(pack), target="b")],
+                    overrides=agent.data["overrides"], overrides_source=agent)
+    assert str(info.value) == (
+        "agent.yaml:4: overrides.log@b.crit: bad threshold 'nonsense': expected a comparison such as \"> 85\" or a "
+        "Nagios range such as 10:20, @10:20, ~:5")
