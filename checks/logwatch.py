@@ -28,6 +28,11 @@ from checks.result import Outcome, Result, unknown
 from checks.spec import CheckSpec, Size, ThresholdField
 from checks.thresholds import parse_threshold
 
+DEFAULT_REDACT: tuple[str, ...] = (
+    r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])",
+    r"(?<!\d)1[3-9]\d{9}(?!\d)",
+)
+"""18-digit resident ID card numbers (居民身份证号) and mainland mobile numbers."""
 HEAD_BYTES = 256
 """How much of the file's start identifies it, to tell a copytruncate from a file that only grew."""
 
@@ -70,7 +75,8 @@ class HostLog(CheckSpec):
     kind: Literal["host.log"] = "host.log"
     kind_doc: ClassVar[str] = (
         "New lines of a log file that match `include` (any of the regular expressions) and none of `exclude`, "
-        "since the previous run. The value is the number of matching lines; the summary quotes the first few. "
+        "since the previous run. The value is the number of matching lines; the summary quotes the first few, "
+        "with ID card and mobile numbers (and whatever `redact` lists) replaced by ***. "
         "The first run starts at the end of the file. Rotation by rename+create and by copytruncate is followed "
         "and no line is counted twice. The position is kept in the agent's state directory (in memory without "
         "one). A missing file is UNKNOWN (not_found). warn defaults to \"> 0\": any matching line is a warning. "
@@ -88,11 +94,15 @@ class HostLog(CheckSpec):
     exclude: list[str] = Field(default_factory=list, description="Regular expressions; a line matching any of them does not count.")
     ignore_case: bool = Field(False, description="Match without regard to case.")
     encoding: str = Field("utf-8", description="Text encoding of the file, e.g. utf-8, gbk, gb18030.")
-    sample_lines: int = Field(3, ge=0, le=20, description="How many matching lines the summary quotes.")
+    sample_lines: int = Field(3, ge=0, le=20, description="How many matching lines the summary quotes; 0 keeps log text on the host.")
+    redact: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_REDACT),
+        description="Regular expressions whose matches are replaced by *** in quoted lines; by default resident ID "
+        "card numbers and mobile phone numbers, so patient identifiers in a log do not leave the host.")
     sample_chars: int = Field(200, ge=20, le=2000, description="Each quoted line is cut to this many characters.")
     max_bytes: Size = Field(16 * 1024 * 1024, description="Read at most this much per run; the rest waits for the next run.")
 
-    @field_validator("include", "exclude")
+    @field_validator("include", "exclude", "redact")
     @classmethod
     def _regexes(cls, v: list[str]) -> list[str]:
         for pattern in v:
@@ -210,6 +220,7 @@ class HostLog(CheckSpec):
     def _read(self, path: Path, start: int, scan: _Scan, include: list[re.Pattern[str]],
               exclude: list[re.Pattern[str]], *, complete_only: bool) -> int:
         """Count matching lines from `start`; returns the offset after the last complete line read."""
+        redact = [re.compile(p) for p in self.redact]
         budget = self.max_bytes - scan.bytes
         with path.open("rb") as f:
             f.seek(start)
@@ -225,6 +236,8 @@ class HostLog(CheckSpec):
                 scan.matches += 1
                 if len(scan.samples) < self.sample_lines:
                     text = line.strip()
+                    for pattern in redact:
+                        text = pattern.sub("***", text)
                     scan.samples.append(text if len(text) <= self.sample_chars else text[: self.sample_chars - 1] + "…")
         return start + len(data)
 

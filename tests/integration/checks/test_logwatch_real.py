@@ -164,3 +164,17 @@ def test_real_logrotate(tmp_path: Path, mode: str) -> None:
     assert result.metrics["rotated"] == 1
     append(log, "INFO quiet")
     assert run(check, ctx).value == 0
+
+
+def test_patient_identifiers_are_redacted_in_samples(tmp_path: Path) -> None:
+    log = tmp_path / "his-app.log"
+    log.write_text("")
+    check, ctx = spec(log), RunContext(state_dir=tmp_path / "state")
+    run(check, ctx)
+    append(log, "ERROR 挂号失败 patient 110105198001011234 phone 13812345678 order 202611220001")
+    result = run(check, ctx)
+    assert "ERROR 挂号失败 patient *** phone *** order 202611220001" in result.summary
+    quiet = spec(log, sample_lines=0)
+    run(quiet, RunContext())
+    append(log, "ERROR secret detail")
+    assert run(quiet, RunContext()).summary == "1 matching line in 1 new (warning > 0)"
