@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -91,7 +92,7 @@ class IngestServicer(patrol_pb2_grpc.CollectorServicer):
         agent = self.engine.agent(agent_id)
         agent.connections += 1
         self.stats.streams += 1
-        acks: asyncio.Queue[tuple[Future[None], int] | None] = asyncio.Queue()
+        acks = PendingAcks()
         main = asyncio.current_task()
         assert main is not None
         acker = asyncio.ensure_future(self._send_acks(agent_id, acks, context, main))
@@ -100,7 +101,7 @@ class IngestServicer(patrol_pb2_grpc.CollectorServicer):
                 high_water_seq=agent.stored_seq, collector_id=self.collector_id,
                 max_batch_results=self.max_batch_results)))
             await self._read_frames(agent_id, acks, acker, context)
-            acks.put_nowait(None)
+            acks.put(None)
             await acker
         finally:
             agent.connections -= 1
@@ -108,7 +109,7 @@ class IngestServicer(patrol_pb2_grpc.CollectorServicer):
             if not acker.done():
                 acker.cancel()
 
-    async def _read_frames(self, agent_id: str, acks: asyncio.Queue[tuple[Future[None], int] | None],
+    async def _read_frames(self, agent_id: str, acks: PendingAcks,
                            acker: asyncio.Future[None], context: grpc.aio.ServicerContext[Any, Any]) -> None:
         engine, stats, limit = self.engine, self.stats, self.max_batch_results
         while True:
@@ -128,7 +129,7 @@ class IngestServicer(patrol_pb2_grpc.CollectorServicer):
                 stats.results_total += effects.accepted
                 stats.duplicates_total += effects.duplicates
                 stats.transitions_total += len(effects.transitions)
-                acks.put_nowait((self.writer.submit(_write_batch(effects)), effects.high_water_seq))
+                acks.put((self.writer.submit(_write_batch(effects)), effects.high_water_seq))
             elif which == "heartbeat":
                 hb = frame.heartbeat
                 beat = AgentHeartbeat(agent_id, hb.last_seq, hb.spool_depth, hb.dropped_total, self.clock())
@@ -136,8 +137,9 @@ class IngestServicer(patrol_pb2_grpc.CollectorServicer):
             elif which == "hello":
                 await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "Hello may be sent only once per stream")
 
-    async def _send_acks(self, agent_id: str, acks: asyncio.Queue[tuple[Future[None], int] | None],
-                         context: grpc.aio.ServicerContext[Any, Any], main: asyncio.Task[Any]) -> None:
+    async def _send_acks(self, agent_id: str, acks: PendingAcks, context: grpc.aio.ServicerContext[Any, Any],
+                         main: asyncio.Task[Any]) -> None:
+        """Ack in order as commits land; batches committed together get one cumulative Ack."""
         while True:
             item = await acks.get()
             if item is None:
@@ -145,6 +147,9 @@ class IngestServicer(patrol_pb2_grpc.CollectorServicer):
             fut, seq = item
             try:
                 await asyncio.wrap_future(fut)
+                for more in acks.committed():
+                    more[0].result()
+                    seq = more[1]
             except Exception as exc:
                 log.error("store refused a batch of agent %s: %s", agent_id, exc)
                 self.engine.commit_failed(agent_id)
@@ -152,6 +157,35 @@ class IngestServicer(patrol_pb2_grpc.CollectorServicer):
                 await context.abort(grpc.StatusCode.UNAVAILABLE, f"collector store error, resend: {exc}")
             self.engine.committed(agent_id, seq)
             await context.write(patrol_pb2.CollectorFrame(ack=patrol_pb2.Ack(up_to_seq=seq)))
+
+
+class PendingAcks:
+    """Batches of one stream waiting for their commit, in order; None marks the end of the stream."""
+
+    def __init__(self) -> None:
+        self._items: deque[tuple[Future[None], int] | None] = deque()
+        self._ready = asyncio.Event()
+
+    def put(self, item: tuple[Future[None], int] | None) -> None:
+        self._items.append(item)
+        self._ready.set()
+
+    async def get(self) -> tuple[Future[None], int] | None:
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+        return self._items.popleft()
+
+    def committed(self) -> list[tuple[Future[None], int]]:
+        """Take the batches right behind the one just acked whose commit has already finished."""
+        done = []
+        while self._items:
+            head = self._items[0]
+            if head is None or not head[0].done():
+                break
+            done.append(head)
+            self._items.popleft()
+        return done
 
 
 def build_grpc_server(servicer: IngestServicer, *, max_message_bytes: int,
