@@ -62,7 +62,10 @@ def _truthy(value: Any) -> bool:
 def _fmt(value: float | None) -> str:
     if value is None:
         return "NULL"
-    return str(int(value)) if float(value).is_integer() else f"{value:.4g}"
+    if float(value).is_integer():
+        return str(int(value))
+    text = f"{value:.2f}" if abs(value) >= 1 else f"{value:.4g}"
+    return text.rstrip("0").rstrip(".") if "." in text and "e" not in text else text
 
 
 def _check_template(text: str) -> str:
