@@ -13,7 +13,9 @@ import re
 import signal
 import subprocess
 import sys
-from typing import Any, ClassVar, Literal
+import threading
+import time
+from typing import IO, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -52,6 +54,35 @@ def outcome_from_text(text: str, status: Status) -> Outcome:
         if pattern.search(text):
             return outcome
     return Outcome.PROTOCOL_ERROR if status is Status.UNKNOWN else Outcome.OK
+
+
+class _CappedPipe:
+    """Reads a pipe to its end in a thread and keeps the first `limit` bytes, so a plugin flooding its output
+    neither fills the agent's memory nor blocks on a full pipe."""
+
+    def __init__(self, stream: IO[bytes] | None, limit: int) -> None:
+        self._data = bytearray()
+        self._limit = limit
+        self._thread = threading.Thread(target=self._drain, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _drain(self, stream: IO[bytes] | None) -> None:
+        if stream is None:
+            return
+        with stream:
+            while True:
+                try:
+                    chunk = stream.read1(65536)  # type: ignore[attr-defined]
+                except (OSError, ValueError):
+                    return
+                if not chunk:
+                    return
+                if len(self._data) < self._limit:
+                    self._data += chunk[: self._limit - len(self._data)]
+
+    def result(self, wait: float) -> bytes:
+        self._thread.join(wait)
+        return bytes(self._data)
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -122,14 +153,18 @@ class Command(CheckSpec):
             return [unknown(self.id, Outcome.PERMISSION_DENIED, f"{self.command} is not executable", target=target)]
         except OSError as exc:
             return [unknown(self.id, Outcome.INTERNAL_ERROR, f"cannot run {self.command}: {exc}", target=target)]
+        started = time.monotonic()
+        stdout, stderr = _CappedPipe(proc.stdout, MAX_OUTPUT), _CappedPipe(proc.stderr, MAX_OUTPUT)
         try:
-            stdout, stderr = proc.communicate(timeout=timeout)
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.communicate(timeout=2)
+                proc.wait(timeout=2)
             return [unknown(self.id, Outcome.TIMEOUT, f"{self.program} killed after {timeout:g}s timeout", target=target)]
-        return [self._result(proc.returncode, stdout, stderr)]
+        # A child the plugin left in the background may hold the pipes open: take what arrived by the deadline.
+        left = max(0.1, timeout - (time.monotonic() - started))
+        return [self._result(proc.returncode, stdout.result(left), stderr.result(0.1))]
 
     @property
     def program(self) -> str:

@@ -273,3 +273,31 @@ def test_value_label_missing_is_noted(tmp_path: Path) -> None:
     result = run(plugin("check_dummy"), "0", "x", value_label="nope")
     assert result.status is Status.OK
     assert result.summary == "OK: x (no perfdata labelled 'nope')"
+
+
+def test_flooding_output_is_capped(tmp_path: Path) -> None:
+    script = tmp_path / "flood.sh"
+    script.write_text("#!/bin/sh\nprintf 'OK - flood '\nhead -c 20000000 /dev/zero | tr '\\000' x\necho ' | a=1'\n")
+    script.chmod(0o755)
+    result = run(str(script), timeout="20s")
+    assert result.status is Status.OK
+    assert len(result.summary) == 500
+    assert result.summary.startswith("OK - flood xxx")
+    assert result.metrics == {}  # the perfdata came after the first 64 KiB
+
+
+def test_background_child_holding_the_pipe_does_not_hold_the_result(tmp_path: Path) -> None:
+    marker = f"xj-bg-{uuid.uuid4().hex}"
+    child = tmp_path / f"{marker}.sh"
+    child.write_text("#!/bin/sh\nsleep 30\n")
+    child.chmod(0o755)
+    script = tmp_path / "bg.sh"
+    script.write_text(f"#!/bin/sh\n{child} &\necho 'OK - started | jobs=1'\nexit 0\n")
+    script.chmod(0o755)
+    try:
+        result = run(str(script), timeout="2s")
+        assert (result.status, result.value, result.summary) == (Status.OK, 1.0, "OK - started")
+    finally:
+        for p in psutil.process_iter(["cmdline"]):
+            if marker in " ".join(p.info["cmdline"] or []):
+                os.killpg(os.getpgid(p.pid), 9)
