@@ -18,7 +18,7 @@ from pydantic import Field, field_validator, model_validator
 from checks.context import RunContext
 from checks.probe_state import ProbeState
 from checks.result import Outcome, Result, Status, unknown
-from checks.spec import CheckSpec
+from checks.spec import CheckSpec, Duration
 
 PSEUDO_FSTYPES: frozenset[str] = frozenset({
     "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devfs", "devpts", "devtmpfs",
@@ -152,11 +152,18 @@ class HostCpu(CheckSpec):
     kind: Literal["host.cpu"] = "host.cpu"
     kind_doc: ClassVar[str] = (
         "CPU busy percent over all cores since this check's previous run (psutil.cpu_times; iowait counts as "
-        "idle, as in psutil.cpu_percent). The first run samples for `first_sample` seconds. Metrics: one "
+        "idle, as in psutil.cpu_percent). The first run samples for `first_sample`. Metrics: one "
         "`<state>_percent` per CPU time state the OS reports (user, system, iowait, steal...)."
     )
     example: ClassVar[str] = 'id: host.cpu\nkind: host.cpu\nwarn: "> 85"\ncrit: "> 95"\nraise_after: 3\n'
-    first_sample: float = Field(0.5, gt=0, le=5, description="Seconds sampled on the first run, when there is no previous one.")
+    first_sample: Duration = Field(0.5, description="How long the first run samples, when there is no previous run (at most 5s).")
+
+    @field_validator("first_sample")
+    @classmethod
+    def _short_sample(cls, v: float) -> float:
+        if not 0 < v <= 5:
+            raise ValueError(f"expected a duration above 0 and at most 5s, got {v:g}s")
+        return v
 
     def probe(self, ctx: RunContext) -> list[Result]:
         busy, metrics = CPU_SAMPLER.percent(self.id, min(self.first_sample, ctx.remaining(self.first_sample) / 2))
