@@ -111,7 +111,7 @@ CASES = [
          {"": Status.OK}),
     Case("mssql.db.fragmentation",
          [("fingerprint", S), ("object", S), ("index_name", S), ("partition_number", INT), ("fragmentation_pct", DEC),
-          ("page_count", INT), ("action", S)],
+          ("page_count", INT), ("suggested_action", S)],
          [("dbo.FeeDetail.IX_FeeDetail_FeeDate:1", "HISDB.dbo.FeeDetail", "IX_FeeDetail_FeeDate", 1, dec("42.7"),
            180_000, "REBUILD")], {"": Status.OK}),
     Case("mssql.db.stale_stats",
