@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
-PACKAGES=(unixodbc odbc-postgresql odbc-mariadb monitoring-plugins-basic prometheus prometheus-alertmanager)
+PACKAGES=(unixodbc odbc-postgresql odbc-mariadb monitoring-plugins-basic prometheus prometheus-alertmanager logrotate)
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
