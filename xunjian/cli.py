@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -160,7 +161,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     for a in _items(agents):
         counts = per_agent.get(str(a.get("id")), {})
         rows.append((
-            a.get("id"), a.get("hostname"), "up" if a.get("connected") else "DOWN", a.get("last_seen"),
+            a.get("id"), a.get("hostname"), "up" if a.get("connected") else "DOWN", _fmt_time(a.get("last_seen")),
             sum(counts.values()), ", ".join(f"{k}={v}" for k, v in sorted(counts.items()) if k != "OK") or "all OK",
             a.get("spool_depth"), a.get("dropped"),
         ))
@@ -198,8 +199,8 @@ def _print_incidents(items: list[dict[str, Any]]) -> None:
     print("Incidents")
     print(render(
         ["ID", "STATUS", "PRIORITY", "SYSTEM", "AGENT", "CHECK", "TARGET", "KEY", "OPENED", "SUMMARY"],
-        [(i.get("id"), i.get("status"), i.get("priority"), i.get("system"), i.get("agent"), i.get("check_id"),
-          i.get("target"), i.get("key"), i.get("opened_at"), i.get("summary")) for i in items],
+        [(i.get("id"), i.get("status"), i.get("priority"), i.get("system"), i.get("agent_id"), i.get("check_id"),
+          i.get("target"), i.get("key"), _fmt_time(i.get("opened_at")), i.get("summary")) for i in items],
     ))
 
 
@@ -213,9 +214,9 @@ def _cmd_findings_list(args: argparse.Namespace) -> int:
         print("No findings.")
         return EXIT_OK
     print(render(
-        ["ID", "STATE", "ENGINE", "TARGET", "CHECK", "OBJECT", "SEEN", "LAST SEEN", "TITLE"],
-        [(f.get("id"), f.get("state"), f.get("engine"), f.get("target"), f.get("check_id"), f.get("object"),
-          f.get("seen_count"), f.get("last_seen"), f.get("title")) for f in items],
+        ["ID", "STATE", "ENGINE", "AGENT", "TARGET", "CHECK", "OBJECT", "SEEN", "LAST SEEN", "TITLE"],
+        [(f.get("id"), f.get("state"), f.get("engine"), f.get("agent_id"), f.get("target"), f.get("check_id"), f.get("object"),
+          f.get("seen_count"), _fmt_time(f.get("last_seen")), f.get("title")) for f in items],
     ))
     return EXIT_OK
 
@@ -225,7 +226,7 @@ def _cmd_findings_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(finding, ensure_ascii=False, indent=2))
         return EXIT_OK
-    for key in ("id", "state", "engine", "agent", "target", "check_id", "fingerprint", "object", "title",
+    for key in ("id", "state", "engine", "agent_id", "target", "check_id", "fingerprint", "object", "title",
                 "first_seen", "last_seen", "seen_count", "reviewer", "review_note", "reviewed_at"):
         if finding.get(key) not in (None, ""):
             print(f"{key:>14}: {finding[key]}")
@@ -251,6 +252,13 @@ def _items(payload: Any) -> list[dict[str, Any]]:
     if isinstance(payload, dict):
         payload = payload.get("items", [])
     return [p for p in payload or [] if isinstance(p, dict)]
+
+
+def _fmt_time(value: Any) -> str:
+    """API times are unix seconds; people read local wall-clock time."""
+    if not isinstance(value, (int, float)):
+        return "" if value is None else str(value)
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
 
 
 def _fmt_value(value: Any, unit: str) -> str:
