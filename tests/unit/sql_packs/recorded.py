@@ -152,7 +152,7 @@ def output_columns(sql: str, dialect: str) -> list[str]:
     return [n.lower() for n in _names(sqlglot.parse_one(sql, read=SQLGLOT_DIALECTS[dialect]))]
 
 
-def _names(node: exp.Expression) -> list[str]:
+def _names(node: Any) -> list[str]:
     if isinstance(node, exp.Subquery):
         return _names(node.this)
     if isinstance(node, exp.SetOperation):

@@ -259,7 +259,7 @@ def test_job_and_backup_ages_use_the_server_clock() -> None:
             assert "CURRENT_TIMESTAMP" in sql, spec.id
 
 
-def _evaluate(node: exp.Expression, columns: dict[str, int]) -> int:
+def _evaluate(node: Any, columns: dict[str, int]) -> int:
     """Integer arithmetic the way T-SQL does it on int columns (/ truncates), for the packed-date decoders."""
     if isinstance(node, exp.Paren):
         return _evaluate(node.this, columns)
@@ -275,7 +275,7 @@ def _evaluate(node: exp.Expression, columns: dict[str, int]) -> int:
     raise AssertionError(f"unexpected expression {node.sql()}")
 
 
-def _job_outcome_tree() -> exp.Expression:
+def _job_outcome_tree() -> Any:
     spec = pack_specs("mssql")["mssql.agent.job_outcome"]
     return sqlglot.parse_one(spec.query.mssql[0].sql, read="tsql")  # type: ignore[attr-defined]
 
@@ -293,4 +293,5 @@ def test_packed_run_date_and_time_decode_to_the_start_moment() -> None:
     parts = next(select.find_all(exp.TimestampFromParts))
     packed = {"run_date": 20261121, "run_time": 13_005}
     fields = [_evaluate(parts.args[name], packed) for name in ("year", "month", "day", "hour", "min", "sec")]
-    assert dt.datetime(*fields) == dt.datetime(2026, 11, 21, 1, 30, 5)
+    year, month, day, hour, minute, second = fields
+    assert dt.datetime(year, month, day, hour, minute, second) == dt.datetime(2026, 11, 21, 1, 30, 5)
