@@ -46,22 +46,24 @@ def normalize_sql(text: str, dialect: str) -> str:
 
 
 def _by_tokens(text: str, read: str) -> str:
+    """Rebuild the text token by token: literals become ?, comments between tokens become one space."""
     tokens = Dialect.get_or_raise(read).tokenize(text)
-    parts: list[str] = []
+    out: list[str] = []
     previous = None
+    previous_end = -1
     for tok in tokens:
+        gap = text[previous_end + 1 : tok.start]
+        if gap:
+            out.append(" ")
         if tok.token_type in _LITERALS and previous != TokenType.PARAMETER:
-            if parts and parts[-1] in ("-", "+") and (len(parts) < 2 or parts[-2] in ("(", ",", "=", "<", ">", "IN")):
-                parts.pop()
-            parts.append("?")
-        elif tok.token_type == TokenType.PARAMETER:
-            parts.append(text[tok.start : tok.end + 1])
+            if not gap and out and out[-1] in ("-", "+") and len(out) >= 2 and out[-2].strip() in ("", "(", ",", "=", "<", ">"):
+                out.pop()
+            out.append("?")
         else:
-            parts.append(text[tok.start : tok.end + 1])
+            out.append(text[tok.start : tok.end + 1])
         previous = tok.token_type
-    joined = " ".join(parts)
-    joined = re.sub(r"(?<=\$) (?=\d)", "", joined)
-    return _collapse_lists(joined)
+        previous_end = tok.end
+    return _collapse_lists("".join(out))
 
 
 def _by_regex(text: str, read: str) -> str:

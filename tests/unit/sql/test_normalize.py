@@ -15,7 +15,7 @@ from checks.sql.normalize import MAX_LENGTH, normalize_sql
         ("postgres", "select * from t where id in (1, 2, 3) and x = -4.5", "select * from t where id in (?...) and x = ?"),
         ("postgres", "SELECT * FROM t WHERE a = $1 AND b = $2", "SELECT * FROM t WHERE a = $1 AND b = $2"),
         ("postgres", "SELECT E'abc\\n', $$dollar 'quoted'$$ /* comment 110101199003077777 */ FROM t",
-         "SELECT ? , ? FROM t"),
+         "SELECT ?, ? FROM t"),
         ("mysql", 'SELECT * FROM t WHERE name = "Li Si" AND id = 42', "SELECT * FROM t WHERE name = ? AND id = ?"),
         ("mysql", "SELECT * FROM t WHERE id IN (?, ?, ?)", "SELECT * FROM t WHERE id IN (?...)"),
         ("mssql", "SELECT * FROM t WHERE a = N'王五' AND b = 0x1F", "SELECT * FROM t WHERE a = ? AND b = ?"),
