@@ -105,23 +105,29 @@ def run_agent(index: int, address: str, duration: float, batch_size: int, window
     cursor = 0
     welcome = threading.Event()
 
+    change_next = False
+
     def next_batch() -> tuple[list[int], bool]:
         """Series indices of the next batch; a status change is flushed alone, as the agent does."""
-        nonlocal cursor
+        nonlocal cursor, change_next
+        if change_next:
+            change_next = False
+            i = cursor % series
+            status[i] ^= 2
+            cursor += 1
+            return [i], True
         picked: list[int] = []
         while len(picked) < batch_size:
-            i = cursor % series
             if rng.random() < change_rate:
+                change_next = True  # flush what we have; the change goes alone next
                 if picked:
-                    return picked, False  # flush what we have; the change goes alone next
-                status[i] ^= 2
-                cursor += 1
-                return [i], True
+                    return picked, False
+                return next_batch()
+            picked.append(cursor % series)
             cursor += 1
-            picked.append(i)
         return picked, False
 
-    interval = batch_size / rate if rate > 0 else 0.0
+    per_result = 1.0 / rate if rate > 0 else 0.0
     next_send = time.monotonic()
 
     def frames() -> Any:
@@ -130,12 +136,12 @@ def run_agent(index: int, address: str, duration: float, batch_size: int, window
         welcome.wait()
         while time.monotonic() < stop_at:
             window_sem.acquire()
-            if interval:
+            picked, change = next_batch()
+            if per_result:
                 delay = next_send - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-                next_send += interval
-            picked, change = next_batch()
+                next_send += per_result * len(picked)
             if spool is not None:
                 last = spool.append([crit_results[i] if status[i] else ok_results[i] for i in picked])
                 rows = spool.read_after(last - len(picked), len(picked))
