@@ -16,6 +16,16 @@ from checks.interface.outcomes import Endpoint, ProbeFailure, connect, guarded, 
 from checks.result import Outcome, Result, Status
 from checks.spec import CheckSpec
 
+_PROVIDER_REASONS = {
+    0: "reason not specified",
+    1: "unrecognised PDU",
+    2: "unexpected PDU",
+    4: "unrecognised PDU parameter",
+    5: "unexpected PDU parameter",
+    6: "invalid PDU parameter value",
+}
+"""A-P-ABORT reasons (DICOM PS3.8 9.3.8)."""
+
 
 def _ae_title(v: str) -> str:
     if not 1 <= len(v.strip()) <= 16 or not v.isascii() or "\\" in v or any(ord(c) < 32 for c in v):
@@ -95,6 +105,7 @@ class DicomEchoSpec(CheckSpec):
             finally:
                 if assoc.is_alive() and not assoc.is_released:
                     assoc.abort()
+                _close_transport(assoc)
             seconds = time.monotonic() - t0
             return timed_result(
                 self, seconds, f"{self.called_ae_title}@{endpoint} answered C-ECHO in {seconds:.3f} s",
@@ -112,10 +123,17 @@ class DicomEchoSpec(CheckSpec):
                 f"{endpoint} rejected association {self.calling_ae_title} -> {self.called_ae_title}: "
                 f"{primitive.result_str}, by the {primitive.source_str}, reason: {primitive.reason_str}",
             )
-        if primitive is not None and type(primitive).__name__ in ("A_ABORT", "A_P_ABORT"):
+        if primitive is not None and type(primitive).__name__ == "A_ABORT":
             return ProbeFailure(
                 Status.CRITICAL, Outcome.PROTOCOL_ERROR,
                 f"{endpoint} aborted the association {self.calling_ae_title} -> {self.called_ae_title}",
+            )
+        if primitive is not None and type(primitive).__name__ == "A_P_ABORT":
+            reason = _PROVIDER_REASONS.get(getattr(primitive, "provider_reason", None) or 0, "reason not specified")
+            hint = "" if reason == "reason not specified" else " - is this a DICOM port?"
+            return ProbeFailure(
+                Status.CRITICAL, Outcome.PROTOCOL_ERROR,
+                f"association with {endpoint} aborted by the DICOM service provider: {reason}{hint}",
             )
         if not seen.get("open"):
             # pynetdicom only logs why the connection failed; one plain connect tells refused from timeout.
@@ -133,6 +151,25 @@ class DicomEchoSpec(CheckSpec):
             Status.CRITICAL, Outcome.PROTOCOL_ERROR,
             f"{endpoint} answered the association request with {type(primitive).__name__}",
         )
+
+
+def _close_transport(assoc: Any) -> None:
+    """Close the association's TCP socket once its DUL thread is done.
+
+    After a provider abort (e.g. a peer that is not speaking DICOM) pynetdicom stops the DUL before the
+    ARTIM timer would close the transport, leaving the socket to the garbage collector; an agent running this
+    every minute should not rely on that.
+    """
+    dul = getattr(assoc, "dul", None)
+    if dul is None:
+        return
+    if dul.is_alive():
+        dul.kill_dul()
+        dul.join(1.0)
+    transport = getattr(dul, "socket", None)
+    raw = getattr(transport, "socket", None)
+    if raw is not None:
+        raw.close()
 
 
 SPECS: dict[str, type[CheckSpec]] = {"dicom.echo": DicomEchoSpec}

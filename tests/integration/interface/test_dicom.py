@@ -9,7 +9,7 @@ import pytest
 from checks.result import Outcome, Status
 from tests.conftest import require
 from tests.integration.interface.probing import run_check
-from tests.integration.interface.servers import LoopbackServer, closed_port, dicom_scp, stay_silent
+from tests.integration.interface.servers import LoopbackServer, closed_port, dicom_scp, send_bytes, stay_silent
 
 pytestmark = pytest.mark.integration
 
@@ -56,3 +56,18 @@ def test_silent_peer_times_out() -> None:
     with LoopbackServer(stay_silent) as server:
         result = run_check("dicom.echo", host="127.0.0.1", port=server.port, timeout="500ms")
     assert (result.status, result.outcome) == (Status.CRITICAL, Outcome.TIMEOUT), result.summary
+
+
+def test_abort_from_the_peer_is_protocol_error() -> None:
+    a_abort_by_user = b"\x07\x00\x00\x00\x00\x04\x00\x00\x00\x00"
+    with LoopbackServer(send_bytes(a_abort_by_user)) as server:
+        result = run_check("dicom.echo", host="127.0.0.1", port=server.port, timeout="2s")
+    assert (result.status, result.outcome) == (Status.CRITICAL, Outcome.PROTOCOL_ERROR)
+    assert "aborted the association" in result.summary
+
+
+def test_non_dicom_service_is_protocol_error() -> None:
+    with LoopbackServer(send_bytes(b"HTTP/1.1 400 Bad Request\r\n\r\n")) as server:
+        result = run_check("dicom.echo", host="127.0.0.1", port=server.port, timeout="2s")
+    assert (result.status, result.outcome) == (Status.CRITICAL, Outcome.PROTOCOL_ERROR)
+    assert "is this a DICOM port?" in result.summary
