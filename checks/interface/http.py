@@ -130,12 +130,21 @@ def exchange(
                 Status.CRITICAL, Outcome.PROTOCOL_ERROR, f"more than {spec.max_redirects} redirects, last to {location}"
             )
         redirects += 1
-        url = urljoin(url, location)
+        previous, url = url, urljoin(url, location)
         if urlsplit(url).scheme not in ("http", "https"):
             raise ProbeFailure(Status.CRITICAL, Outcome.PROTOCOL_ERROR, f"redirected to a non-HTTP URL {url}")
+        if _origin(url) != _origin(previous):
+            secret = {"authorization", "cookie", "proxy-authorization"} | {n.lower() for n in spec.header_env}
+            headers = {k: v for k, v in headers.items() if k.lower() not in secret}
         if answer.status == 303 or (answer.status in (301, 302) and method == "POST"):
             method, body = "GET", None
             headers = {k: v for k, v in headers.items() if k.lower() not in ("content-type", "soapaction")}
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port: credentials are not carried to another origin on a redirect."""
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or (443 if parts.scheme == "https" else 80)
 
 
 def _one_request(

@@ -113,6 +113,16 @@ def test_post_body_and_header_from_environment(his: HttpServer, monkeypatch: pyt
     assert his.seen[-1].headers["Content-Type"] == "application/json"
 
 
+def test_credentials_are_not_carried_to_another_origin(his: HttpServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XJ_TEST_TOKEN", "Bearer s3cret")
+    with HttpServer({"/landing": Reply(200, b"elsewhere")}) as other:
+        his.routes["/away"] = Reply(302, b"", {"Location": other.url("/landing")})
+        result = run_check("http", url=his.url("/away"), header_env={"Authorization": "XJ_TEST_TOKEN"})
+    assert result.status is Status.OK, result.summary
+    assert his.seen[-1].headers["Authorization"] == "Bearer s3cret"
+    assert "Authorization" not in other.seen[-1].headers
+
+
 def test_missing_token_variable_is_unknown(his: HttpServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("XJ_TEST_TOKEN", raising=False)
     result = run_check("http", url=his.url("/login"), header_env={"Authorization": "XJ_TEST_TOKEN"})
