@@ -52,6 +52,8 @@ class HttpClientFields(CheckSpec):
         parts = urlsplit(v)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"expected an http:// or https:// URL with a host, got {v!r}")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("credentials in the URL would end up in results and logs; use header_env instead")
         try:
             parts.port  # noqa: B018 - raises ValueError on a bad port
         except ValueError as exc:

@@ -92,6 +92,8 @@ def test_spec_validation_messages() -> None:
     assert spec(expect_status=200).expect_status == [200]
     with pytest.raises(ValueError, match="http:// or https:// URL"):
         spec(url="ftp://his.example.local/")
+    with pytest.raises(ValueError, match="use header_env"):
+        spec(url="https://mon:secret@his.example.local/")
     with pytest.raises(ValueError, match="between 100 and 599"):
         spec(expect_status=[200, 999])
     with pytest.raises(ValueError, match="bad regular expression"):
