@@ -35,7 +35,14 @@ _SQLSTATES: dict[str, Outcome] = {
     "3D000": Outcome.NOT_FOUND,  # invalid_catalog_name
     "3F000": Outcome.NOT_FOUND,  # invalid_schema_name
     "55000": Outcome.NOT_FOUND,  # object_not_in_prerequisite_state (pg_stat_statements not preloaded)
+    "57P01": Outcome.CONNECTION_REFUSED,  # admin_shutdown: backend terminated, server stopping
+    "57P02": Outcome.CONNECTION_REFUSED,  # crash_shutdown
+    "57P03": Outcome.CONNECTION_REFUSED,  # cannot_connect_now (starting up, shutting down)
+    "08006": Outcome.CONNECTION_REFUSED,  # connection_failure
+    "08003": Outcome.CONNECTION_REFUSED,  # connection_does_not_exist
+    "08S01": Outcome.CONNECTION_REFUSED,  # ODBC communication link failure
 }
+"""Lost connections count as connection_refused: the server is not (or no longer) taking our connection."""
 _MYSQL_ERRNOS: dict[int, Outcome] = {
     1045: Outcome.AUTH_FAILED,
     1044: Outcome.PERMISSION_DENIED,
@@ -49,7 +56,8 @@ _MYSQL_ERRNOS: dict[int, Outcome] = {
     1969: Outcome.TIMEOUT,  # MariaDB max_statement_time
     1205: Outcome.TIMEOUT,  # lock wait timeout
     2005: Outcome.DNS_ERROR,
-    2013: Outcome.TIMEOUT,  # lost connection during query (client read timeout)
+    2013: Outcome.CONNECTION_REFUSED,  # lost connection during query (killed, server restart)
+    2006: Outcome.CONNECTION_REFUSED,  # server has gone away
 }
 _PATTERNS: tuple[tuple[Outcome, re.Pattern[str]], ...] = tuple(
     (outcome, re.compile(pattern, re.IGNORECASE))
@@ -58,6 +66,8 @@ _PATTERNS: tuple[tuple[Outcome, re.Pattern[str]], ...] = tuple(
                               r"ORA-28001|no pg_hba\.conf entry|authentication failed|ORA-01005|role \"[^\"]*\" does not exist"),
         (Outcome.DNS_ERROR, r"could not translate host name|name or service not known|unknown (mysql |mariadb )?server host|"
                             r"temporary failure in name resolution|getaddrinfo|nodename nor servname|no address associated"),
+        (Outcome.CONNECTION_REFUSED, r"terminating connection|connection has been lost|lost connection|"
+                                     r"server has gone away|server closed the connection"),
         (Outcome.TIMEOUT, r"statement timeout|canceling statement due to (statement|lock) timeout|max_statement_time|"
                           r"maximum statement execution time|query execution was interrupted|timeout expired|timed out|"
                           r"DPY-4024|DPY-4011|ORA-03156|ORA-01013|lock wait timeout|lock request time out|"
@@ -65,7 +75,7 @@ _PATTERNS: tuple[tuple[Outcome, re.Pattern[str]], ...] = tuple(
         (Outcome.TLS_ERROR, r"\bssl\b|\btls\b|certificate|handshake"),
         (Outcome.CONNECTION_REFUSED, r"connection refused|can't connect to|could not connect|errno 111|ORA-12541|"
                                      r"DPY-6005|server is not found or not accessible|no route to host|"
-                                     r"network is unreachable|server has gone away|lost connection|server closed the connection"),
+                                     r"network is unreachable"),
         (Outcome.PERMISSION_DENIED, r"permission denied|must be superuser|command denied|access denied;|ORA-01031|"
                                     r"permission was denied|VIEW SERVER STATE|insufficient privilege|ORA-01039"),
         (Outcome.NOT_FOUND, r"does not exist|doesn't exist|unknown table|ORA-00942|invalid object name|"
