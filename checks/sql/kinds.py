@@ -167,6 +167,17 @@ class SqlMetric(SqlCheck):
         "result. warn/crit apply to the value, or with `delta` to its increase since the previous run."
     )
 
+    example: ClassVar[str] = """
+id: his.db.tablespace
+kind: sql.metric
+target: his_db
+query:
+  oracle: SELECT tablespace_name AS key, used_percent AS value FROM dba_tablespace_usage_metrics
+unit: percent
+warn: "> 90"
+crit: "> 95"
+"""
+
     kind: Literal["sql.metric"] = "sql.metric"
     key_column: list[str] = Field(["key"], description="Column naming the series (e.g. tablespace); absent = single value.")
     value_column: list[str] = Field(["value"], description="Column holding the number compared with warn/crit.")
@@ -273,6 +284,16 @@ class SqlAssert(SqlCheck):
         "key_columns appear in the summary, so no other row content leaves the host."
     )
 
+    example: ClassVar[str] = """
+id: his.integrity.negative_stock
+kind: sql.assert
+target: his_db
+schedule: "5 7 * * *"
+query:
+  oracle: SELECT drug_code, warehouse_id FROM his.pharmacy_stock WHERE quantity < 0
+key_columns: [drug_code, warehouse_id]
+"""
+
     kind: Literal["sql.assert"] = "sql.assert"
     key_columns: list[str] = Field(default_factory=list, description="Columns shown for offending rows, e.g. [order_id].")
     severity: Literal["warning", "critical"] = Field("critical", description="Status when any row is returned.")
@@ -311,8 +332,23 @@ class SqlFindings(SqlCheck):
         "DBA findings: the top rows of a query (top SQL, unused indexes, stale statistics...) become Findings "
         "with a stable fingerprint from fingerprint_column (sql_id, query_hash, queryid, digest, object name), "
         "numeric evidence columns, an object column, SQL text normalized with literals stripped, and a "
-        "recommendation from a {column} template. The result's value is the number of findings."
+        "recommendation from a {column} template. The result's value is the number of findings, or with "
+        "value_column the largest value of that column (e.g. the longest lock wait), compared with warn/crit."
     )
+
+    example: ClassVar[str] = """
+id: lis.db.unused_indexes
+kind: sql.findings
+target: lis_pg
+interval: 24h
+query:
+  postgres: |
+    SELECT schemaname || '.' || indexrelname AS object, idx_scan
+    FROM pg_stat_user_indexes WHERE idx_scan = 0 LIMIT 50
+fingerprint_column: object
+object_column: object
+recommendation: "Confirm {object} is unused on every replica, then DROP INDEX CONCURRENTLY {object}."
+"""
 
     kind: Literal["sql.findings"] = "sql.findings"
     fingerprint_column: list[str] = Field(description="Column(s) that identify a finding stably across runs.")

@@ -83,11 +83,11 @@ class QueryMap(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    oracle: VariantList | None = None
-    mssql: VariantList | None = None
-    postgres: VariantList | None = None
-    mysql: VariantList | None = None
-    mariadb: VariantList | None = None
+    oracle: VariantList | None = Field(None, description="SQL for Oracle (parsed as Oracle SQL).")
+    mssql: VariantList | None = Field(None, description="SQL for SQL Server (parsed as T-SQL).")
+    postgres: VariantList | None = Field(None, description="SQL for PostgreSQL and derivatives.")
+    mysql: VariantList | None = Field(None, description="SQL for MySQL, and for MariaDB when there is no mariadb entry.")
+    mariadb: VariantList | None = Field(None, description="SQL for MariaDB servers (MySQL dialect), preferred over mysql.")
 
     @field_validator("oracle", "mssql", "postgres", "mysql", "mariadb")
     @classmethod
