@@ -4,6 +4,7 @@ schedules for costly queries, and runbooks an on-call DBA can act on."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +80,11 @@ def test_ages_are_seconds_so_thresholds_read_as_durations() -> None:
     for spec in [*pack_specs("oracle").values(), *pack_specs("mssql").values()]:
         if isinstance(spec, SqlMetric) and re.search(r"_age$|lag$|overdue$|running_long$", spec.id):
             assert spec.unit == "s", spec.id
+
+
+@pytest.mark.parametrize("pack", ["oracle", "mssql"])
+def test_every_check_is_in_the_database_docs(pack: str) -> None:
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "databases.md").read_text(encoding="utf-8")
+    section = doc.split(f"### `builtin:{pack}`", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+    for check_id in pack_specs(pack):
+        assert f"`{check_id}`" in section, f"{check_id} is not in the builtin:{pack} table of docs/databases.md"
