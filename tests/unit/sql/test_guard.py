@@ -117,3 +117,10 @@ def test_refusal_does_not_echo_the_statement() -> None:
     with pytest.raises(GuardError) as err:
         check_statement("DELETE FROM patients WHERE name = 'Zhang San'", "postgres")
     assert "Zhang" not in str(err.value)
+
+
+def test_refused_statement_text_stays_out_of_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    with pytest.raises(GuardError):
+        check_statement("VACUUM patients_zhang_san", "postgres")
+    assert "zhang_san" not in caplog.text
