@@ -12,7 +12,7 @@ XUNJIAN_TEST_MSSQL_DSN are set.
 from __future__ import annotations
 
 import decimal
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -52,25 +52,52 @@ class Answer:
         ]
 
 
+class RecordedRow:
+    """Like pyodbc.Row: a sequence of cells that also answers by column name and keeps the description."""
+
+    def __init__(self, cells: tuple[Any, ...], description: list[tuple[Any, ...]]) -> None:
+        self._cells = cells
+        self.cursor_description = description
+
+    def __getitem__(self, index: int) -> Any:
+        return self._cells[index]
+
+    def __len__(self) -> int:
+        return len(self._cells)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._cells)
+
+    def __getattr__(self, name: str) -> Any:
+        for i, column in enumerate(self.cursor_description):
+            if column[0] == name:
+                return self._cells[i]
+        raise AttributeError(name)
+
+
 class RecordedCursor:
     def __init__(self, conn: RecordedConnection) -> None:
         self._conn = conn
         self.description: list[tuple[Any, ...]] | None = None
-        self._rows: list[tuple[Any, ...]] = []
+        self._rows: list[Any] = []
 
     def execute(self, sql: str) -> None:
         self._conn.executed.append(sql)
         answer = self._conn.answer_for(sql)
         if answer is None:
             self.description, self._rows = None, []
+            return
+        self.description = answer.description(self._conn.dialect)
+        if self._conn.dialect == "mssql":
+            self._rows = [RecordedRow(r, self.description) for r in answer.rows]
         else:
-            self.description, self._rows = answer.description(self._conn.dialect), list(answer.rows)
+            self._rows = list(answer.rows)  # python-oracledb fetches plain tuples
 
-    def fetchall(self) -> list[tuple[Any, ...]]:
+    def fetchall(self) -> list[Any]:
         rows, self._rows = self._rows, []
         return rows
 
-    def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
+    def fetchmany(self, size: int) -> list[Any]:
         rows, self._rows = self._rows[:size], self._rows[size:]
         return rows
 
