@@ -282,9 +282,9 @@ def _open_oracledb(target: Target, password: str | None, timeout: float) -> Any:
     return conn
 
 
-def _open_pyodbc(target: Target, password: str | None, timeout: float) -> Any:
-    import pyodbc
-
+def odbc_connection_string(target: Target, password: str | None) -> str:
+    """The ODBC connection string for a target: read-only intent and TLS for SQL Server, driver names and TLS
+    switches of psqlODBC and MariaDB Connector/ODBC, `dsn` appended as extra attributes."""
     t = target
     tls = t.tls
     parts: dict[str, str | int | None]
@@ -332,5 +332,13 @@ def _open_pyodbc(target: Target, password: str | None, timeout: float) -> Any:
     else:
         parts = {"Driver": t.odbc_driver, "DBQ": t.dsn if not t.host else f"{t.host}:{t.effective_port}/{t.service}",
                  "UID": t.user, "PWD": password}
-        return pyodbc.connect(_odbc_string(parts, None), autocommit=False, timeout=max(1, math.ceil(timeout)))
-    return pyodbc.connect(_odbc_string(parts, t.dsn), autocommit=True, timeout=max(1, math.ceil(timeout)))
+        return _odbc_string(parts, None)
+    return _odbc_string(parts, t.dsn)
+
+
+def _open_pyodbc(target: Target, password: str | None, timeout: float) -> Any:
+    import pyodbc
+
+    # Oracle's read-only transactions need manual commit mode; everything else runs in autocommit.
+    return pyodbc.connect(odbc_connection_string(target, password), autocommit=target.dialect != "oracle",
+                          timeout=max(1, math.ceil(timeout)))

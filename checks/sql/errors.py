@@ -63,7 +63,7 @@ _PATTERNS: tuple[tuple[Outcome, re.Pattern[str]], ...] = tuple(
     (outcome, re.compile(pattern, re.IGNORECASE))
     for outcome, pattern in (
         (Outcome.AUTH_FAILED, r"password authentication failed|access denied for user|login failed|ORA-01017|ORA-28000|"
-                              r"ORA-28001|no pg_hba\.conf entry|authentication failed|ORA-01005|role \"[^\"]*\" does not exist"),
+                              r"ORA-28001|no pg_hba\.conf entry|authentication failed|ORA-01005|DPY-4001|role \"[^\"]*\" does not exist"),
         (Outcome.DNS_ERROR, r"could not translate host name|name or service not known|unknown (mysql |mariadb )?server host|"
                             r"temporary failure in name resolution|getaddrinfo|nodename nor servname|no address associated"),
         (Outcome.CONNECTION_REFUSED, r"terminating connection|connection has been lost|lost connection|"

@@ -251,3 +251,15 @@ def test_native_and_odbc_report_the_same_server(ctx: RunContext) -> None:
     assert ctx.resources["sql:c"].info == ctx.resources["sql:d"].info
     assert ctx.resources["sql:c"].info.flavor == "mariadb"
 
+
+
+def test_oracle_thin_driver_failures_are_named(ctx: RunContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No Oracle server here, but python-oracledb's thin driver still really connects: refused and DNS failures."""
+    pytest.importorskip("oracledb")
+    monkeypatch.setenv("XJ_TEST_ORA_PW", "not-used")
+    spec = SqlMetric.model_validate({"id": "t.ora", "target": "ora", "query": {"oracle": "SELECT 1 AS value FROM dual"}})
+    for host, port, outcome in (("127.0.0.1", 1, Outcome.CONNECTION_REFUSED), ("no-such-host.invalid", 1521, Outcome.DNS_ERROR)):
+        target = Target.model_validate({"name": "ora", "dialect": "oracle", "host": host, "port": port, "service": "HISPDB",
+                                        "user": "xunjian_mon", "password_env": "XJ_TEST_ORA_PW", "connect_timeout": 3})
+        res = probe(ctx, target, spec)
+        assert (res.status, res.outcome) == (Status.UNKNOWN, outcome), res.summary

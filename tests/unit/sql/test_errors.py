@@ -49,6 +49,7 @@ class _PgError(Exception):
          Outcome.TLS_ERROR),
         (Exception("ORA-01017: invalid username/password; logon denied"), Outcome.AUTH_FAILED),
         (Exception("ORA-00942: table or view does not exist"), Outcome.NOT_FOUND),
+        (Exception("DPY-4001: no credentials specified"), Outcome.AUTH_FAILED),
         (Exception("ORA-01031: insufficient privileges"), Outcome.PERMISSION_DENIED),
         (Exception("DPY-4024: call timeout of 1000 ms exceeded"), Outcome.TIMEOUT),
         (Exception("DPY-6005: cannot connect to database (CONNECTION_ID=x). [Errno 111] Connection refused"),
