@@ -7,7 +7,10 @@ exactly as python-oracledb and pyodbc return them (upper-case column names, Deci
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -209,3 +212,17 @@ def test_probe_without_target_config_is_unknown() -> None:
     res = metric().probe(RunContext(targets={}))
     assert res[0].status == Status.UNKNOWN and res[0].outcome == Outcome.NOT_FOUND
     assert "no target 'db' in agent.yaml" in res[0].summary and res[0].target == "db"
+
+
+def test_drivers_load_lazily() -> None:
+    """The agent imports the sql kinds and validates targets without loading any database driver."""
+    code = (
+        "import sys, checks.sql.kinds, checks.targets\n"
+        "from checks.yamlsource import parse_yaml\n"
+        "src = parse_yaml('targets:\\n  a: {dialect: postgres, host: h}\\n  b: {dialect: oracle, dsn: h/S}\\n')\n"
+        "checks.targets.parse_targets(src.data['targets'], src)\n"
+        "print(sorted(m for m in ('psycopg', 'pymysql', 'pyodbc', 'oracledb') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=str(Path(__file__).resolve().parents[3]))
+    assert out.stdout.strip() == "[]"
