@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from checks.pack import PackRef, load_checks
 from checks.result import Outcome, Result, Status
 from checks.sql.session import close_sessions
 from checks.sql.target import Target
+from tests.conftest import require
 from tests.integration.sql.conftest import PG, my_target, pg_target
 
 pytestmark = pytest.mark.integration
@@ -91,6 +93,7 @@ def test_mysql_pack(driver: str, ctx: RunContext, my_admin: pymysql.connections.
 def test_postgres_pack_as_least_privilege_account(driver: str, ctx: RunContext, pg_admin: psycopg.Connection[Any],
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """deploy/db-grants/postgres.sql gives the pack everything it needs, and nothing to write with."""
+    require(shutil.which("psql") is not None, "psql (postgresql-client) to run deploy/db-grants/postgres.sql")
     password = secrets.token_urlsafe(12)
     script = ROOT / "deploy" / "db-grants" / "postgres.sql"
     psql = ["psql", "-X", "-q", "-h", PG["host"], "-p", str(PG["port"]), "-U", "postgres", "-d", "test"]
@@ -111,6 +114,7 @@ def test_postgres_pack_as_least_privilege_account(driver: str, ctx: RunContext, 
 def test_mysql_pack_as_least_privilege_account(driver: str, ctx: RunContext, my_admin: pymysql.connections.Connection,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """deploy/db-grants/mysql.sql (with MariaDB's executable comments) is enough for the whole pack."""
+    require(shutil.which("mysql") is not None, "mysql client (mariadb-client) to run deploy/db-grants/mysql.sql")
     password = secrets.token_urlsafe(12)
     script = (ROOT / "deploy" / "db-grants" / "mysql.sql").read_text().replace("CHANGE_ME", password)
     try:
