@@ -38,6 +38,10 @@ REFUSED = [
     ("postgres", "CALL p()", "CALL"),
     ("postgres", "EXPLAIN ANALYZE DELETE FROM t", "EXPLAIN"),
     ("postgres", "BEGIN", "transaction"),
+    ("postgres", "SELECT * FROM dblink('host=x', 'DELETE FROM t RETURNING 1') AS r(a int)", "dblink"),
+    ("postgres", "SELECT * FROM t FOR NO KEY UPDATE", "locking"),
+    ("postgres", 'SELECT "nextval"(\'s\')', "nextval"),
+    ("mysql", "SELECT 1 INTO @x", "INTO"),
     ("mysql", "SELECT GET_LOCK('a', 10)", "get_lock"),
     ("mysql", "SELECT LOAD_FILE('/etc/passwd')", "load_file"),
     ("mysql", "SELECT BENCHMARK(100000000, MD5('a'))", "benchmark"),
@@ -87,6 +91,8 @@ ALLOWED = [
     ("oracle", "SELECT sql_id FROM v$sqlstats ORDER BY elapsed_time DESC FETCH FIRST 15 ROWS ONLY"),
     ("mssql", "SELECT TOP 10 query_hash FROM sys.dm_exec_query_stats ORDER BY total_elapsed_time DESC"),
     ("mssql", "SELECT name FROM sys.databases WITH (NOLOCK)"),
+    ("mssql", "SELECT s.session_id FROM sys.dm_exec_sessions s CROSS APPLY sys.dm_exec_sql_text(s.most_recent_sql_handle) t"),
+    ("oracle", "SELECT * FROM TABLE(dbms_xplan.display_cursor())"),
 ]
 
 
