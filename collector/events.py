@@ -130,6 +130,8 @@ class BatchEffects:
     agent_id: str
     high_water_seq: int
     at: float
+    from_seq: int = 0
+    """The mark this batch builds on: the store must be exactly there, or an earlier batch was lost."""
     accepted: int = 0
     duplicates: int = 0
     transitions: list[Transition] = field(default_factory=list)

@@ -21,7 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from collector.events import AgentHeartbeat, AgentHello, BatchEffects, CheckRule, IncidentAction
 from collector.state import StateEngine
-from collector.store import StoreTx
+from collector.store import Store, StoreTx
 from collector.writer import Writer
 from protos import patrol_pb2, patrol_pb2_grpc
 
@@ -69,14 +69,17 @@ def _write_batch(effects: BatchEffects) -> Callable[[StoreTx], None]:
 
 
 class IngestServicer(patrol_pb2_grpc.CollectorServicer):
-    def __init__(self, engine: StateEngine, writer: Writer, *, max_batch_results: int, collector_id: str,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, engine: StateEngine, writer: Writer, store: Store, *, max_batch_results: int,
+                 collector_id: str, clock: Callable[[], float] = time.time) -> None:
         self.engine = engine
         self.writer = writer
+        self.store = store
         self.max_batch_results = max_batch_results
         self.collector_id = collector_id
         self.clock = clock
         self.stats = IngestStats()
+        self._needs_reload: set[str] = set()
+        """Agents whose in-memory state ran ahead of a failed commit; rebuilt from the store at their next Hello."""
 
     async def Stream(self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         first = await context.read()
@@ -88,6 +91,11 @@ class IngestServicer(patrol_pb2_grpc.CollectorServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Hello.agent_id must not be empty")
         hello = hello_record(first.hello, self.clock())
         agent_id = hello.agent_id
+        if agent_id in self._needs_reload:
+            try:
+                await self._reload(agent_id)
+            except Exception as exc:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, f"collector store error, retry later: {exc}")
         await asyncio.wrap_future(self.writer.submit(_write_hello(hello, self.engine.hello(hello))))
         agent = self.engine.agent(agent_id)
         agent.connections += 1
@@ -104,7 +112,9 @@ class IngestServicer(patrol_pb2_grpc.CollectorServicer):
             acks.put(None)
             await acker
         finally:
-            agent.connections -= 1
+            current = self.engine.agents.get(agent_id)  # gone when a failed commit made us forget it
+            if current is not None and current.connections > 0:
+                current.connections -= 1
             self.stats.streams -= 1
             if not acker.done():
                 acker.cancel()
@@ -152,11 +162,20 @@ class IngestServicer(patrol_pb2_grpc.CollectorServicer):
                     seq = more[1]
             except Exception as exc:
                 log.error("store refused a batch of agent %s: %s", agent_id, exc)
-                self.engine.commit_failed(agent_id)
+                self.engine.forget(agent_id)
+                self._needs_reload.add(agent_id)
                 main.cancel()
                 await context.abort(grpc.StatusCode.UNAVAILABLE, f"collector store error, resend: {exc}")
             self.engine.committed(agent_id, seq)
             await context.write(patrol_pb2.CollectorFrame(ack=patrol_pb2.Ack(up_to_seq=seq)))
+
+
+    async def _reload(self, agent_id: str) -> None:
+        """Memory ran ahead of a failed commit: rebuild this agent from the store once the writer is idle."""
+        await asyncio.wrap_future(self.writer.submit(lambda tx: None))
+        snap = await asyncio.to_thread(self.store.load_snapshot, agent_id)
+        self.engine.reload_agent(agent_id, snap, self.clock())
+        self._needs_reload.discard(agent_id)
 
 
 class PendingAcks:

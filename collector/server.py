@@ -67,7 +67,7 @@ class Collector:
         self.writer = writer = Writer(store)
         writer.start()
         ingest = self.config.ingest
-        self.servicer = IngestServicer(self.engine, writer, max_batch_results=ingest.max_batch_results,
+        self.servicer = IngestServicer(self.engine, writer, store, max_batch_results=ingest.max_batch_results,
                                        collector_id=socket.gethostname(), clock=self.clock)
         self._grpc, health = build_grpc_server(self.servicer, max_message_bytes=ingest.max_message_bytes,
                                                interceptors=self.interceptors)

@@ -146,6 +146,10 @@ def _decode(row: Row) -> Row:
     return row
 
 
+class StaleBatchError(RuntimeError):
+    """A batch whose predecessor was not stored: committing it would move the mark past lost results."""
+
+
 class SqlTx:
     """One open write transaction."""
 
@@ -201,8 +205,11 @@ class SqlTx:
                 "started_at, duration_ms, metrics, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (agent_id, seq) DO NOTHING"),
                 [_history_row(e.agent_id, r, e.at) for r in e.history])
-        cur.execute(q("UPDATE agents SET high_water_seq = ?, last_seen = ? WHERE id = ? AND high_water_seq <= ?"),
-                    (e.high_water_seq, e.at, e.agent_id, e.high_water_seq))
+        cur.execute(q("UPDATE agents SET high_water_seq = ?, last_seen = ? WHERE id = ? AND high_water_seq = ?"),
+                    (e.high_water_seq, e.at, e.agent_id, e.from_seq))
+        if cur.rowcount != 1:
+            raise StaleBatchError(f"agent {e.agent_id}: stored high-water mark is not {e.from_seq}; "
+                                  "an earlier batch of this agent was not stored")
 
     def write_incident_actions(self, actions: Sequence[IncidentAction]) -> None:
         q, cur = self._q, self._cur
@@ -334,20 +341,22 @@ class SqlStore:
             cur.execute(self.dialect.sql(sql), tuple(params))
             return [_decode(r) for r in _rows(cur)]
 
-    def load_snapshot(self) -> StoreSnapshot:
+    def load_snapshot(self, agent_id: str | None = None) -> StoreSnapshot:
         snap = StoreSnapshot()
-        for a in self._query("SELECT * FROM agents"):
+        where, args = (" WHERE agent_id = ?", (agent_id,)) if agent_id is not None else ("", ())
+        for a in self._query("SELECT * FROM agents" + where.replace("agent_id", "id"), args):
             snap.agents.append(AgentRecord(a["id"], a["hostname"], a["labels"], int(a["high_water_seq"]),
                                            int(a["last_seq"]), int(a["spool_depth"]), int(a["dropped_total"]),
                                            float(a["last_seen"])))
-        for c in self._query("SELECT * FROM checks"):
+        for c in self._query("SELECT * FROM checks" + where, args):
             snap.rules.setdefault(c["agent_id"], []).append(CheckRule(
                 c["check_id"], c["target"], c["title"], c["kind"], c["system"], c["priority"], int(c["raise_after"]),
                 int(c["clear_after"]), int(c["interval_s"]), c["schedule"], c["runbook"], c["labels"]))
-        for s in self._query("SELECT * FROM series"):
+        for s in self._query("SELECT * FROM series" + where, args):
             snap.series.append(SeriesRecord(s["agent_id"], s["check_id"], s["target"], s["key"], int(s["status"]),
                                             float(s["since"])))
-        for i in self._query("SELECT kind, agent_id, check_id, target, key FROM incidents WHERE status = 'open'"):
+        for i in self._query("SELECT kind, agent_id, check_id, target, key FROM incidents WHERE status = 'open'"
+                             + where.replace(" WHERE", " AND"), args):
             snap.open_incidents.append(OpenIncidentRecord(i["kind"], i["agent_id"], i["check_id"], i["target"],
                                                           i["key"]))
         return snap

@@ -148,7 +148,7 @@ class StateEngine:
     def apply_batch(self, agent_id: str, results: Sequence[ResultLike], now: float) -> BatchEffects:
         """Dedupe by high-water mark, update series, decide transitions and incidents (seqs increase in a batch)."""
         a = self.agent(agent_id)
-        effects = BatchEffects(agent_id, a.accepted_seq, now)
+        effects = BatchEffects(agent_id, a.accepted_seq, now, from_seq=a.accepted_seq)
         effects.incidents.extend(self.touch(agent_id, now))
         if not results:
             return effects
@@ -222,10 +222,16 @@ class StateEngine:
         a = self.agent(agent_id)
         a.stored_seq = max(a.stored_seq, seq)
 
-    def commit_failed(self, agent_id: str) -> None:
-        """The store refused a batch: forget what was applied but not stored so the agent's resend is taken."""
-        a = self.agent(agent_id)
-        a.accepted_seq = a.stored_seq
+    def forget(self, agent_id: str) -> None:
+        """Drop an agent whose memory ran ahead of a failed commit (its other streams then fail their commits)."""
+        self.agents.pop(agent_id, None)
+
+    def reload_agent(self, agent_id: str, snap: StoreSnapshot, now: float) -> None:
+        """After a failed commit: take the store's word for this agent (keeping its open streams counted)."""
+        previous = self.agents.pop(agent_id, None)
+        self.restore(snap, now)
+        if previous is not None:
+            self.agent(agent_id).connections = previous.connections
 
     def lost_agents(self, now: float, lost_after: float) -> list[IncidentAction]:
         actions: list[IncidentAction] = []

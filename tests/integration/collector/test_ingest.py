@@ -138,3 +138,30 @@ def test_agent_lost_opens_and_closes_an_incident(tmp_path: Path) -> None:
                 assert db.execute("SELECT kind, priority, status FROM incidents").fetchall() == [
                     ("agent_lost", "high", "resolved")]
     asyncio.run(scenario())
+
+
+def test_store_error_aborts_the_stream_without_ack_and_the_resend_is_taken(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(tmp_path) as c, channel(c.grpc_port) as ch:
+            agent = Agent(ch)
+            await agent.hello()
+            await agent.batch(results(range(1, 3)))
+            assert await agent.ack() == 2
+            with sqlite3.connect(tmp_path / "collector.db") as db:
+                db.execute("ALTER TABLE series RENAME TO series_away")
+            await agent.batch(results(range(3, 4), status=2))
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await agent.ack()
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert err.value.details().startswith("collector store error, resend: no such table: series")
+            with sqlite3.connect(tmp_path / "collector.db") as db:
+                db.execute("ALTER TABLE series_away RENAME TO series")
+            again = Agent(ch)
+            assert await again.hello() == 2
+            await again.batch(results(range(3, 4), status=2))
+            assert await again.ack() == 3
+            with sqlite3.connect(tmp_path / "collector.db") as db:
+                assert db.execute("SELECT status, last_status FROM incidents").fetchall() == [("open", 2)], \
+                    "the incident decided before the failed commit is decided again on the resend"
+            assert c.engine.agents["his-app-01"].connections == 1
+    asyncio.run(scenario())

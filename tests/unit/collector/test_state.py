@@ -94,14 +94,19 @@ def test_dedupe_drops_seqs_at_or_below_the_high_water_mark() -> None:
     assert engine.agents["his-app-01"].duplicates_total == 4
 
 
-def test_commit_failure_rewinds_to_the_stored_mark_so_a_resend_is_taken() -> None:
+def test_reload_after_a_failed_commit_takes_the_store_s_word() -> None:
     engine = StateEngine()
-    hello(engine)
+    hello(engine, CheckRule("his.disk"))
     apply(engine, OK, OK)
-    engine.committed("his-app-01", 2)
-    apply(engine, OK, start=3)
-    engine.commit_failed("his-app-01")
-    assert apply(engine, OK, start=3).accepted == 1
+    eff = apply(engine, CRITICAL, start=3)
+    assert eff.from_seq == 2 and eff.incidents, "memory opened an incident the store never got"
+    snap = StoreSnapshot(agents=[AgentRecord("his-app-01", "h", {}, 2, 3, 0, 0, 100.0)],
+                         rules={"his-app-01": [CheckRule("his.disk")]},
+                         series=[SeriesRecord("his-app-01", "his.disk", "", "/data", OK, 90.0)])
+    engine.reload_agent("his-app-01", snap, 200.0)
+    resent = apply(engine, CRITICAL, start=3)
+    assert (resent.accepted, resent.from_seq) == (1, 2)
+    assert [type(a) for a in resent.incidents] == [IncidentOpen]
 
 
 def test_agent_lost_after_silence_and_resolved_when_it_comes_back() -> None:
