@@ -15,8 +15,12 @@ missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
-port_open 5432 || { command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql); }
-port_open 3306 || command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+# Server binaries are needed even when 5432/3306 are served: some tests start throwaway clusters of their own
+# (pg_stat_statements preloaded, MariaDB with performance_schema on), and the grant tests use psql and mariadb.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+[ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+command -v psql >/dev/null || missing+=(postgresql-client)
+command -v mariadb >/dev/null || command -v mysql >/dev/null || missing+=(mariadb-client)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test-deps: installing ${missing[*]}"
   $SUDO apt-get update -qq
