@@ -31,6 +31,7 @@ from collector.writer import Writer
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_INTERVAL_S = 60.0
+PURGE_CHUNK = 10_000
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -115,9 +116,14 @@ class Collector:
         now = self.clock()
         fixed_before = now - self.config.findings.fixed_after
         purge_before = now - self.config.store.history_retention
-        fixed = await asyncio.wrap_future(self.writer.submit(lambda tx: tx.fix_stale_findings(fixed_before, now)))
-        purged = await asyncio.wrap_future(self.writer.submit(lambda tx: tx.purge_history(purge_before)))
-        return fixed, purged
+        writer = self.writer
+        fixed = await asyncio.wrap_future(writer.submit(lambda tx: tx.fix_stale_findings(fixed_before, now)))
+        purged = 0
+        while True:  # in chunks, so ingest commits interleave with a long purge
+            chunk = await asyncio.wrap_future(writer.submit(lambda tx: tx.purge_history(purge_before, PURGE_CHUNK)))
+            purged += chunk
+            if chunk < PURGE_CHUNK:
+                return fixed, purged
 
     async def wait(self) -> None:
         await self._stopped.wait()

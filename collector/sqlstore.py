@@ -290,11 +290,14 @@ class SqlTx:
             self._event(int(finding_id), at, str(state), "fixed", "", "not seen again")
         return len(stale)
 
-    def purge_history(self, before: float) -> int:
+    def purge_history(self, before: float, limit: int = 10_000) -> int:
+        """Delete up to `limit` rows of each history table older than `before` (chunks keep commits short)."""
         q, cur = self._q, self._cur
-        cur.execute(q("DELETE FROM transitions WHERE at < ?"), (before,))
+        cur.execute(q("DELETE FROM transitions WHERE id IN (SELECT id FROM transitions WHERE at < ? LIMIT ?)"),
+                    (before, limit))
         purged = int(max(cur.rowcount, 0))
-        cur.execute(q("DELETE FROM results WHERE received_at < ?"), (before,))
+        cur.execute(q("DELETE FROM results WHERE (agent_id, seq) IN "
+                      "(SELECT agent_id, seq FROM results WHERE received_at < ? LIMIT ?)"), (before, limit))
         return purged + int(max(cur.rowcount, 0))
 
 

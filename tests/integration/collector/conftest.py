@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,8 @@ def config(data_dir: Path, **sections: Any) -> CollectorConfig:
 
 
 @asynccontextmanager
-async def running(data_dir: Path, **sections: Any) -> AsyncIterator[Collector]:
-    collector = Collector(config(data_dir, **sections))
+async def running(data_dir: Path, clock: Callable[[], float] = time.time, **sections: Any) -> AsyncIterator[Collector]:
+    collector = Collector(config(data_dir, **sections), clock=clock)
     await collector.start()
     try:
         yield collector

@@ -114,3 +114,19 @@ def test_promtool_accepts_metrics(tmp_path: Path) -> None:
     text = asyncio.run(scenario())
     proc = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_housekeeping_fixes_findings_not_seen_within_fixed_after(tmp_path: Path) -> None:
+    now = [1_800_000_000.0]
+
+    async def scenario() -> None:
+        async with running(tmp_path, clock=lambda: now[0], findings={"fixed_after": "7d"}) as c:
+            await feed(c.grpc_port)
+            assert await c.housekeeping() == (0, 0)
+            now[0] += 7 * 86400 + 1
+            assert await c.housekeeping() == (2, 3), "two findings fixed, three transitions past the 7d retention"
+            _, fixed = await asyncio.to_thread(http_get, c.http_port, "/api/v1/findings?state=fixed")
+            assert sorted(f["fingerprint"] for f in fixed) == ["sql_id:a1", "sql_id:b2"]
+            _, text = await asyncio.to_thread(http_get, c.http_port, "/metrics")
+            assert 'xunjian_findings{state="fixed"} 2.0' in text
+    asyncio.run(scenario())

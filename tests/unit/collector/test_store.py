@@ -165,3 +165,14 @@ def test_purge_history_older_than_retention(store: SqlStore) -> None:
         assert tx.purge_history(before=100.0) == 1, "the transition at 50; the result was received at 100"
         assert tx.purge_history(before=101.0) == 1
     assert store.list_results("a", 0, 10) == []
+
+
+def test_purge_history_in_chunks(store: SqlStore) -> None:
+    eff = BatchEffects("a", 5, 100.0)
+    eff.transitions.extend(Transition("a", "c", "", str(k), k, None, 0, 50.0, "", None) for k in range(1, 6))
+    with store.transaction() as tx:
+        tx.write_batch(eff)
+    with store.transaction() as tx:
+        assert tx.purge_history(before=60.0, limit=2) == 2
+        assert tx.purge_history(before=60.0, limit=2) == 2
+        assert tx.purge_history(before=60.0, limit=2) == 1
