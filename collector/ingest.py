@@ -91,11 +91,13 @@ class IngestServicer(patrol_pb2_grpc.CollectorServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Hello.agent_id must not be empty")
         hello = hello_record(first.hello, self.clock())
         agent_id = hello.agent_id
-        if agent_id in self._needs_reload:
-            try:
+        try:
+            stored = await asyncio.to_thread(self.store.high_water_seq, agent_id)
+            known = self.engine.agents.get(agent_id)
+            if agent_id in self._needs_reload or stored != (known.stored_seq if known else 0):
                 await self._reload(agent_id)
-            except Exception as exc:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, f"collector store error, retry later: {exc}")
+        except Exception as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"collector store error, retry later: {exc}")
         await asyncio.wrap_future(self.writer.submit(_write_hello(hello, self.engine.hello(hello))))
         agent = self.engine.agent(agent_id)
         agent.connections += 1
@@ -171,7 +173,8 @@ class IngestServicer(patrol_pb2_grpc.CollectorServicer):
 
 
     async def _reload(self, agent_id: str) -> None:
-        """Memory ran ahead of a failed commit: rebuild this agent from the store once the writer is idle."""
+        """Rebuild this agent from the store once the writer is idle: after a failed commit, or when another
+        collector sharing the store moved its mark (the agent failed over and back)."""
         await asyncio.wrap_future(self.writer.submit(lambda tx: None))
         snap = await asyncio.to_thread(self.store.load_snapshot, agent_id)
         self.engine.reload_agent(agent_id, snap, self.clock())

@@ -364,6 +364,10 @@ class SqlStore:
                                                           i["key"]))
         return snap
 
+    def high_water_seq(self, agent_id: str) -> int:
+        rows = self._query("SELECT high_water_seq FROM agents WHERE id = ?", (agent_id,))
+        return int(rows[0]["high_water_seq"]) if rows else 0
+
     def list_agents(self) -> list[Row]:
         return self._query("SELECT * FROM agents ORDER BY id")
 

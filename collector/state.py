@@ -231,7 +231,13 @@ class StateEngine:
         previous = self.agents.pop(agent_id, None)
         self.restore(snap, now)
         if previous is not None:
-            self.agent(agent_id).connections = previous.connections
+            a = self.agent(agent_id)
+            a.connections = previous.connections
+            a.roles, a.version, a.platform = previous.roles, previous.version, previous.platform
+            for k, s in a.series.items():  # keep the last results for /metrics until new ones arrive
+                old = previous.series.get(k)
+                if old is not None:
+                    s.latest = old.latest
 
     def lost_agents(self, now: float, lost_after: float) -> list[IncidentAction]:
         actions: list[IncidentAction] = []

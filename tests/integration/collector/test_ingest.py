@@ -125,11 +125,17 @@ def test_heartbeat_updates_the_agent_and_health_is_serving(tmp_path: Path) -> No
 
 
 def test_agent_lost_opens_and_closes_an_incident(tmp_path: Path) -> None:
+    now = [1_800_000_000.0]
+
     async def scenario() -> None:
-        async with running(tmp_path, agents={"lost_after": "1s"}) as c, channel(c.grpc_port) as ch:
+        async with running(tmp_path, clock=lambda: now[0], agents={"lost_after": "90s"}) as c, \
+                channel(c.grpc_port) as ch:
             agent = Agent(ch)
             await agent.hello()
-            await asyncio.sleep(1.2)
+            now[0] += 60
+            c.check_lost_agents()
+            assert not c.engine.agents["his-app-01"].lost
+            now[0] += 31
             c.check_lost_agents()
             assert c.engine.agents["his-app-01"].lost
             await agent.batch(results(range(1, 2)))
@@ -164,4 +170,30 @@ def test_store_error_aborts_the_stream_without_ack_and_the_resend_is_taken(tmp_p
                 assert db.execute("SELECT status, last_status FROM incidents").fetchall() == [("open", 2)], \
                     "the incident decided before the failed commit is decided again on the resend"
             assert c.engine.agents["his-app-01"].connections == 1
+    asyncio.run(scenario())
+
+
+def test_agent_failing_over_between_collectors_sharing_a_store(tmp_path: Path) -> None:
+    """Nothing may assume one collector: each Hello checks the stored mark and rebuilds the agent if it moved."""
+    async def stream(port: int, first: int, last: int, status: int) -> int:
+        async with channel(port) as ch:
+            agent = Agent(ch)
+            await agent.hello()
+            await agent.batch(results(range(first, last + 1), status=status))
+            acked = await agent.ack()
+            await agent.call.done_writing()
+            return acked
+
+    def incidents() -> list[tuple[str, int]]:
+        with sqlite3.connect(tmp_path / "collector.db") as db:
+            return db.execute("SELECT status, last_status FROM incidents ORDER BY id").fetchall()
+
+    async def scenario() -> None:
+        async with running(tmp_path) as a, running(tmp_path) as b:
+            assert await stream(a.grpc_port, 1, 3, status=2) == 3
+            assert incidents() == [("open", 2)]
+            assert await stream(b.grpc_port, 4, 5, status=0) == 5, "b continues from the stored mark"
+            assert incidents() == [("resolved", 0)]
+            assert await stream(a.grpc_port, 6, 6, status=2) == 6
+            assert incidents() == [("resolved", 0), ("open", 2)], "a knew of b's resolve before deciding"
     asyncio.run(scenario())
