@@ -25,7 +25,7 @@ from collector.config import CollectorConfig, load_config
 from collector.http import Api, HttpServer
 from collector.ingest import IngestServicer, build_grpc_server, mark_serving
 from collector.metrics import PatrolMetrics, build_registry
-from collector.state import StateEngine
+from collector.state import AgentLiveness, StateEngine
 from collector.store import Store, open_store
 from collector.writer import Writer
 
@@ -103,12 +103,13 @@ class Collector:
                 return
             await asyncio.sleep(seconds)
 
-    def check_lost_agents(self) -> None:
-        """Open 'agent lost' incidents for agents silent longer than agents.lost_after."""
-        assert self.writer is not None
-        actions = self.engine.lost_agents(self.clock(), self.config.agents.lost_after)
+    async def check_lost_agents(self) -> None:
+        """Open 'agent lost' for agents silent longer than agents.lost_after at every collector of the store."""
+        assert self.writer is not None and self.store is not None
+        stored = [AgentLiveness(*row) for row in await asyncio.to_thread(self.store.agent_liveness)]
+        actions = self.engine.lost_agents(self.clock(), self.config.agents.lost_after, stored)
         if actions:
-            self.writer.submit(lambda tx: tx.write_incident_actions(actions))
+            await asyncio.wrap_future(self.writer.submit(lambda tx: tx.write_incident_actions(actions)))
 
     async def housekeeping(self) -> tuple[int, int]:
         """Mark findings not seen within findings.fixed_after as fixed; purge history past its retention."""

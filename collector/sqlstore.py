@@ -364,6 +364,12 @@ class SqlStore:
                                                           i["key"]))
         return snap
 
+    def agent_liveness(self) -> list[tuple[str, str, float, bool]]:
+        rows = self._query(
+            "SELECT a.id, a.hostname, a.last_seen, (SELECT COUNT(*) FROM incidents i WHERE i.agent_id = a.id "
+            "AND i.kind = 'agent_lost' AND i.status = 'open') AS lost_open FROM agents a")
+        return [(r["id"], r["hostname"], float(r["last_seen"]), bool(r["lost_open"])) for r in rows]
+
     def high_water_seq(self, agent_id: str) -> int:
         rows = self._query("SELECT high_water_seq FROM agents WHERE id = ?", (agent_id,))
         return int(rows[0]["high_water_seq"]) if rows else 0

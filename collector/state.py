@@ -73,6 +73,14 @@ class AgentState:
 
 
 @dataclass(frozen=True)
+class AgentLiveness:
+    agent_id: str
+    hostname: str
+    last_seen: float
+    lost_open: bool
+
+
+@dataclass(frozen=True)
 class SeriesView:
     agent_id: str
     check_id: str
@@ -239,13 +247,33 @@ class StateEngine:
                 if old is not None:
                     s.latest = old.latest
 
-    def lost_agents(self, now: float, lost_after: float) -> list[IncidentAction]:
+    def lost_agents(self, now: float, lost_after: float,
+                    stored: Sequence[AgentLiveness] | None = None) -> list[IncidentAction]:
+        """Open 'agent lost' for agents silent longer than `lost_after`, resolve it for those heard from again.
+
+        `stored` is what the store says (last frame at any collector sharing it, and whether a lost incident
+        is open), so collectors sharing a store agree; without it only this collector's memory counts.
+        """
+        views = {agent_id: AgentLiveness(agent_id, a.hostname, a.last_frame_at, a.lost)
+                 for agent_id, a in list(self.agents.items())}
+        for row in stored or ():
+            mine = views.get(row.agent_id)
+            views[row.agent_id] = row if mine is None else AgentLiveness(
+                row.agent_id, mine.hostname, max(mine.last_seen, row.last_seen), row.lost_open or mine.lost_open)
         actions: list[IncidentAction] = []
-        for agent_id, a in list(self.agents.items()):
-            silent = now - a.last_frame_at
-            if not a.lost and silent > lost_after:
-                a.lost = True
-                actions.append(incidents.agent_lost_incident(agent_id, a.hostname, silent, lost_after, now))
+        for agent_id, view in views.items():
+            silent = now - view.last_seen
+            known = self.agents.get(agent_id)
+            if silent > lost_after:
+                if not view.lost_open:
+                    actions.append(incidents.agent_lost_incident(agent_id, view.hostname, silent, lost_after, now))
+                if known is not None:
+                    known.lost = True
+            else:
+                if view.lost_open:
+                    actions.append(incidents.agent_back(agent_id, now))
+                if known is not None:
+                    known.lost = False
         return actions
 
     def series_views(self) -> list[SeriesView]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collector.events import AgentHello, CheckRule, IncidentOpen, IncidentResolve, IncidentUpdate
-from collector.state import StateEngine
+from collector.state import AgentLiveness, StateEngine
 from collector.store import AgentRecord, OpenIncidentRecord, SeriesRecord, StoreSnapshot
 from protos import patrol_pb2
 
@@ -121,6 +121,18 @@ def test_agent_lost_after_silence_and_resolved_when_it_comes_back() -> None:
     back = engine.apply_batch("his-app-01", [result(1, OK)], 2001.0)
     assert [type(a) for a in back.incidents] == [IncidentResolve]
     assert back.incidents[0].check_id == "agent.lost"
+
+
+def test_agent_lost_agrees_with_other_collectors_through_the_store() -> None:
+    engine = StateEngine()
+    hello(engine, at=1000.0)
+    elsewhere = [AgentLiveness("his-app-01", "h", 1080.0, False), AgentLiveness("pacs-01", "pacs", 900.0, False),
+                 AgentLiveness("lis-01", "lis", 1095.0, True)]
+    actions = engine.lost_agents(1100.0, 90.0, elsewhere)
+    assert [(type(a).__name__, a.agent_id) for a in actions] == [
+        ("IncidentOpen", "pacs-01"), ("IncidentResolve", "lis-01")], \
+        "his-app-01 streams to another collector; pacs-01 is silent everywhere; lis-01 came back elsewhere"
+    assert not engine.agents["his-app-01"].lost
 
 
 def test_findings_are_collected_only_for_findings_kinds() -> None:
