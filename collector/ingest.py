@@ -96,9 +96,10 @@ class IngestServicer(patrol_pb2_grpc.CollectorServicer):
             known = self.engine.agents.get(agent_id)
             if agent_id in self._needs_reload or stored != (known.stored_seq if known else 0):
                 await self._reload(agent_id)
+            await asyncio.wrap_future(self.writer.submit(_write_hello(hello, self.engine.hello(hello))))
         except Exception as exc:
+            self._needs_reload.add(agent_id)
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"collector store error, retry later: {exc}")
-        await asyncio.wrap_future(self.writer.submit(_write_hello(hello, self.engine.hello(hello))))
         agent = self.engine.agent(agent_id)
         agent.connections += 1
         self.stats.streams += 1
