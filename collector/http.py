@@ -17,9 +17,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.registry import CollectorRegistry
 
+from collector.exposition import generate_text
 from collector.findings import REVIEW_ACTIONS, FindingStateError
 from collector.incidents import status_name
 from collector.state import NO_STATUS, StateEngine
@@ -220,7 +221,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         url = urlsplit(self.path)
         if url.path == "/metrics":
-            self._send(HTTPStatus.OK, generate_latest(self.api.registry), CONTENT_TYPE_LATEST)
+            self._send(HTTPStatus.OK, generate_text(self.api.registry), CONTENT_TYPE_LATEST)
             return
         self._handle(lambda: self.api.get(url.path, parse_qs(url.query)))
 

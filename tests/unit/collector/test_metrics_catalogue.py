@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from collector.events import AgentHello, CheckRule
+from collector.exposition import generate_text
 from collector.ingest import IngestStats
 from collector.metrics import PatrolMetrics, build_registry
 from collector.sqlite import open_sqlite
@@ -71,3 +72,11 @@ def test_series_samples_reflect_the_state_engine(store: SqlStore) -> None:
     assert 'xunjian_check_duration_seconds{agent="a",check="his.disk",key="/",target=""} 0.0015' in text
     assert 'xunjian_incidents_open{priority="high",system="HIS"} 1.0' in text
     assert 'xunjian_findings{state="new"} 0.0' in text
+
+
+def test_fast_exposition_is_byte_for_byte_generate_latest(store: SqlStore) -> None:
+    engine = populated_engine()
+    engine.apply_batch("a", [patrol_pb2.Result(seq=2, check_id="odd", key='C:\\ "data"\nx', status=3, value=1e-9,
+                                               unit="s", outcome="timeout", duration_us=123456789)], 3.0)
+    registry = build_registry(PatrolMetrics(engine, store, IngestStats(), CommitStats(), time.time), process=False)
+    assert generate_text(registry) == generate_latest(registry)
