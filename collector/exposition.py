@@ -24,12 +24,12 @@ _TYPE_NAMES = {"counter": "counter", "gauge": "gauge", "histogram": "histogram",
                "info": "gauge", "stateset": "gauge", "gaugehistogram": "histogram", "unknown": "untyped"}
 
 
-def _value(v: float) -> str:
+def format_value(v: float) -> str:
     text = _COMMON.get(v)
     return text if text is not None else _go_float(v)
 
 
-def _escape_value(v: str) -> str:
+def escape_value(v: str) -> str:
     if "\\" in v or "\n" in v or '"' in v:
         return v.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
     return v
@@ -37,10 +37,10 @@ def _escape_value(v: str) -> str:
 
 def _sample_line(s: Sample) -> str:
     if s.labels:
-        labels = ",".join(f'{k}="{_escape_value(v)}"' for k, v in sorted(s.labels.items()))
-        line = f"{s.name}{{{labels}}} {_value(s.value)}"
+        labels = ",".join(f'{k}="{escape_value(v)}"' for k, v in sorted(s.labels.items()))
+        line = f"{s.name}{{{labels}}} {format_value(s.value)}"
     else:
-        line = f"{s.name} {_value(s.value)}"
+        line = f"{s.name} {format_value(s.value)}"
     if s.timestamp is not None:
         line += f" {int(float(s.timestamp) * 1000):d}"
     return line + "\n"
@@ -57,6 +57,10 @@ def generate_text(registry: PromCollector) -> bytes:
             name += "_info"
         doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
         out.append(f"# HELP {name} {doc}\n# TYPE {name} {_TYPE_NAMES.get(kind, kind)}\n")
+        prerendered = getattr(metric, "text_lines", None)
+        if callable(prerendered):
+            out.extend(prerendered())
+            continue
         extra: list[str] = []
         suffixes = {metric.name + "_created", metric.name + "_gsum", metric.name + "_gcount"}
         for s in metric.samples:

@@ -13,20 +13,20 @@ from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
-    InfoMetricFamily,
     Metric,
 )
 from prometheus_client.registry import Collector as PromCollector
 from prometheus_client.registry import CollectorRegistry
+from prometheus_client.samples import Sample
 
+from collector.exposition import escape_value, format_value
 from collector.incidents import AGENT_LOST_PRIORITY
 from collector.ingest import IngestStats
-from collector.state import NO_STATUS, StateEngine
+from collector.state import NO_STATUS, SeriesView, StateEngine
 from collector.store import FINDING_STATES, Store
 from collector.writer import COMMIT_BUCKETS, CommitStats
 
 log = logging.getLogger(__name__)
-SERIES_LABELS = ["agent", "check", "target", "key"]
 
 
 class PatrolMetrics(PromCollector):
@@ -47,29 +47,22 @@ class PatrolMetrics(PromCollector):
         yield from self._ingest()
 
     def _checks(self) -> Iterator[Metric]:
-        status = GaugeMetricFamily("xunjian_check_status", "Latest status of a check series: 0 OK, 1 WARNING, "
-                                   "2 CRITICAL, 3 UNKNOWN.", labels=[*SERIES_LABELS, "system"])
-        value = GaugeMetricFamily("xunjian_check_value", "Latest measured value of a check series, in the unit "
-                                  "named by the unit label.", labels=[*SERIES_LABELS, "unit"])
-        duration = GaugeMetricFamily("xunjian_check_duration_seconds", "How long the latest run of the check took.",
-                                     labels=SERIES_LABELS)
-        outcome = InfoMetricFamily("xunjian_check_outcome", "Outcome of the latest run (ok, timeout, "
-                                   "connection_refused, ...).", labels=SERIES_LABELS)
+        views = [v for v in self.engine.series_views() if v.series.latest is not None and v.series.status != NO_STATUS]
+        shared = _SeriesText(views)
+        yield SeriesFamily("xunjian_check_status", "Latest status of a check series: 0 OK, 1 WARNING, 2 CRITICAL, "
+                           "3 UNKNOWN.", "gauge", "status", shared)
+        yield SeriesFamily("xunjian_check_value", "Latest measured value of a check series, in the unit named by "
+                           "the unit label.", "gauge", "value", shared)
+        yield SeriesFamily("xunjian_check_duration_seconds", "How long the latest run of the check took.", "gauge",
+                           "duration", shared)
+        yield SeriesFamily("xunjian_check_outcome", "Outcome of the latest run (ok, timeout, connection_refused, "
+                           "...).", "info", "outcome", shared)
         incidents: dict[tuple[str, str], int] = {}
         for view in self.engine.series_views():
             s = view.series
-            r = s.latest
             if s.incident:
                 pair = (s.rule.priority, s.rule.system)
                 incidents[pair] = incidents.get(pair, 0) + 1
-            if r is None or s.status == NO_STATUS:
-                continue
-            labels = [view.agent_id, view.check_id, view.target, view.key]
-            status.add_metric([*labels, s.rule.system], r.status)
-            if r.HasField("value"):
-                value.add_metric([*labels, r.unit], r.value)
-            duration.add_metric(labels, r.duration_us / 1e6)
-            outcome.add_metric(labels, {"outcome": r.outcome or "ok"})
         for a in list(self.engine.agents.values()):
             if a.lost:
                 pair = (AGENT_LOST_PRIORITY, "")
@@ -78,7 +71,7 @@ class PatrolMetrics(PromCollector):
                                   "system.", labels=["priority", "system"])
         for (priority, system), n in sorted(incidents.items()):
             open_.add_metric([priority, system], n)
-        yield from (status, value, duration, outcome, open_)
+        yield open_
 
     def _agents(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("xunjian_agent_up", "1 when the agent has a stream open and is not lost.",
@@ -127,6 +120,81 @@ class PatrolMetrics(PromCollector):
             buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
         yield HistogramMetricFamily("xunjian_ingest_commit_seconds", "Duration of one group commit of the store "
                                     "writer.", buckets=buckets, sum_value=c.seconds_sum)
+
+
+class _SeriesText:
+    """One pass over the check series for the four series families: samples on demand, or text lines fast."""
+
+    def __init__(self, views: list[SeriesView]) -> None:
+        self.views = views
+        self._lines: dict[str, list[str]] | None = None
+
+    def samples(self, part: str) -> list[Sample]:
+        out = []
+        for v in self.views:
+            s, r = v.series, v.series.latest
+            assert r is not None
+            labels = {"agent": v.agent_id, "check": v.check_id, "target": v.target, "key": v.key}
+            if part == "status":
+                out.append(Sample("xunjian_check_status", {**labels, "system": s.rule.system}, float(r.status)))
+            elif part == "value" and r.HasField("value"):
+                out.append(Sample("xunjian_check_value", {**labels, "unit": r.unit}, r.value))
+            elif part == "duration":
+                out.append(Sample("xunjian_check_duration_seconds", labels, r.duration_us / 1e6))
+            elif part == "outcome":
+                out.append(Sample("xunjian_check_outcome_info", {**labels, "outcome": r.outcome or "ok"}, 1.0))
+        return out
+
+    def lines(self, part: str) -> list[str]:
+        if self._lines is None:
+            self._lines = self._render()
+        return self._lines[part]
+
+    def _render(self) -> dict[str, list[str]]:
+        status: list[str] = []
+        value: list[str] = []
+        duration: list[str] = []
+        outcome: list[str] = []
+        esc, fmt = escape_value, format_value
+        for v in self.views:
+            s, r = v.series, v.series.latest
+            assert r is not None
+            cached = s.label_text
+            if cached is None:
+                cached = s.label_text = (f'agent="{esc(v.agent_id)}",check="{esc(v.check_id)}",key="{esc(v.key)}"',
+                                         f'target="{esc(v.target)}"')
+            head, tail = cached
+            status.append(f'xunjian_check_status{{{head},system="{esc(s.rule.system)}",{tail}}} '
+                          f"{fmt(float(r.status))}\n")
+            if r.HasField("value"):
+                value.append(f'xunjian_check_value{{{head},{tail},unit="{esc(r.unit)}"}} {fmt(r.value)}\n')
+            duration.append(f"xunjian_check_duration_seconds{{{head},{tail}}} {fmt(r.duration_us / 1e6)}\n")
+            outcome.append(f'xunjian_check_outcome_info{{{head},outcome="{esc(r.outcome or "ok")}",{tail}}} 1.0\n')
+        return {"status": status, "value": value, "duration": duration, "outcome": outcome}
+
+
+class SeriesFamily(Metric):
+    """A per-series family: Sample objects on demand (generate_latest, tests) or text lines from cached labels
+    (collector/exposition.py), so a scrape does not format every label of every series again."""
+
+    def __init__(self, name: str, documentation: str, typ: str, part: str, shared: _SeriesText) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.unit = ""
+        self.type = typ
+        self._part = part
+        self._shared = shared
+
+    @property
+    def samples(self) -> list[Sample]:
+        return self._shared.samples(self._part)
+
+    @samples.setter
+    def samples(self, value: list[Sample]) -> None:
+        raise AttributeError("samples of a series family are computed")
+
+    def text_lines(self) -> list[str]:
+        return self._shared.lines(self._part)
 
 
 def build_registry(metrics: PatrolMetrics, *, process: bool = True) -> CollectorRegistry:

@@ -33,7 +33,7 @@ SeriesKey = tuple[str, str, str]
 class Series:
     """One (agent, check, target, key): latest result and the counters the incident rules need."""
 
-    __slots__ = ("bad", "findings", "incident", "latest", "ok", "rule", "since", "status")
+    __slots__ = ("bad", "findings", "incident", "label_text", "latest", "ok", "rule", "since", "status")
 
     def __init__(self, rule: CheckRule, status: int = NO_STATUS, since: float = 0.0) -> None:
         self.rule = rule
@@ -44,6 +44,8 @@ class Series:
         self.ok = 0
         self.incident = False
         self.findings = not rule.kind or rule.kind.startswith(FINDINGS_KINDS)
+        self.label_text: tuple[str, str] | None = None
+        """Escaped exposition labels of this series (before and after the extra label), cached by /metrics."""
 
 
 class AgentState:
