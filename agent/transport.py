@@ -170,9 +170,14 @@ class StreamClient:
                     urgent = True
             if urgent:
                 self._urgent_seq = max(self._urgent_seq, last_seq)
+            session = self._session
+            # Wake the sender only when it must change its plans: each wake costs more than the bookkeeping.
+            wake = urgent or self._pending_since is None or (
+                session is not None and last_seq - session.sent_seq >= self._batch_size)
             if self._pending_since is None:
                 self._pending_since = time.monotonic()
-            self._cond.notify_all()
+            if wake:
+                self._cond.notify_all()
 
     # connection management
 
@@ -302,6 +307,7 @@ class StreamClient:
     def _on_ack(self, session: _Session, up_to: int) -> None:
         self._spool.ack(up_to)
         with self._cond:
+            window_was_full = len(session.in_flight) >= self._settings.window
             session.in_flight = [b for b in session.in_flight if b[0] > up_to]
             self.stats.acks_total += 1
             if self._batch_size < self._settings.batch_max:
@@ -310,7 +316,8 @@ class StreamClient:
                     self._batch_size = min(self._settings.batch_max, self._batch_size * 2)
                     self._acks_at_reduced = 0
                     self.stats.batch_size = self._batch_size
-            self._cond.notify_all()
+            if window_was_full:
+                self._cond.notify_all()
 
     # sending
 
