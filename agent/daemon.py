@@ -74,7 +74,7 @@ def relax_grpc_wait_polling(seconds: float = 5.0) -> bool:
     common = importlib.import_module("grpc._common")
     if not isinstance(getattr(common, "MAXIMUM_WAIT_TIMEOUT", None), float):
         return False
-    common.MAXIMUM_WAIT_TIMEOUT = seconds
+    setattr(common, "MAXIMUM_WAIT_TIMEOUT", seconds)  # noqa: B010 (private knob, checked above)
     return True
 
 
