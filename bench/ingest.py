@@ -242,7 +242,7 @@ def main() -> int:
     p.add_argument("--agents", type=int, default=4, help="simulated agent processes")
     p.add_argument("--duration", type=float, default=15.0, help="seconds of streaming (total run stays < 60 s)")
     p.add_argument("--batch", type=int, default=100, help="results per batch")
-    p.add_argument("--window", type=int, default=16, help="batches in flight per agent")
+    p.add_argument("--window", type=int, default=4, help="batches in flight per agent")
     p.add_argument("--series", type=int, default=1000, help="series per agent")
     p.add_argument("--change-rate", type=float, default=0.001, help="fraction of results that change status")
     p.add_argument("--rate", type=float, default=100_000, help="offered results/s in total (0: as fast as acks allow)")

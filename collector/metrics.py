@@ -7,6 +7,7 @@ test in tests/unit/collector sees them all. The catalogue itself is docs/metrics
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 
 from prometheus_client.core import (
@@ -27,6 +28,8 @@ from collector.store import FINDING_STATES, Store
 from collector.writer import COMMIT_BUCKETS, CommitStats
 
 log = logging.getLogger(__name__)
+YIELD_EVERY_SERIES = 16
+"""~100 µs of rendering between GIL hand-offs, instead of holding it for the 1 ms switch interval."""
 
 
 class PatrolMetrics(PromCollector):
@@ -156,7 +159,9 @@ class _SeriesText:
         duration: list[str] = []
         outcome: list[str] = []
         esc, fmt = escape_value, format_value
-        for v in self.views:
+        for n, v in enumerate(self.views):
+            if n % YIELD_EVERY_SERIES == 0:
+                time.sleep(0)  # hand the GIL to the ingest loop often; a scrape must not stall acks
             s, r = v.series, v.series.latest
             assert r is not None
             cached = s.label_text
