@@ -119,35 +119,51 @@ def cpu_s(p: psutil.Process) -> float:
     return float(t.user + t.system)
 
 
+_LAYERS = """
+import psutil
+proc = psutil.Process()
+last = proc.memory_info().rss
+print(f"python|{last}")
+for name, stmt in LAYERS:
+    exec(stmt)
+    now = proc.memory_info().rss
+    print(f"{name}|{now}")
+"""
+
+
 def import_report() -> str:
-    """RSS after importing each layer of the agent, and the slowest imports by cumulative time."""
+    """RSS as the agent's imports pile up in one process, and the heaviest imports by cumulative time."""
     layers = [
-        ("python", "pass"),
-        ("+ pydantic", "import pydantic"),
-        ("+ grpc", "import grpc"),
-        ("+ protos", "import grpc; from protos import patrol_pb2, patrol_pb2_grpc"),
-        ("+ checks (pydantic, yaml)", "import checks.pack, checks.spec"),
-        ("agent.daemon (everything)", "import agent.daemon"),
-        ("agent.daemon + host checks", "import agent.daemon, checks.host"),
+        ("logging, sqlite3, yaml", "import logging, sqlite3, yaml"),
+        ("pydantic", "import pydantic"),
+        ("grpc", "import grpc"),
+        ("protos (protobuf)", "from protos import patrol_pb2, patrol_pb2_grpc"),
+        ("checks.spec, checks.pack", "import checks.spec, checks.pack"),
+        ("agent.daemon", "import agent.daemon"),
+        ("checks.host (kinds run)", "import checks.host"),
     ]
-    out = ["RSS after import (MB):"]
-    for name, code in layers:
-        probe = f"{code}\nimport psutil; print(psutil.Process().memory_info().rss)"
-        rss = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True,
-                             env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout.strip()
-        out.append(f"  {name:<28} {int(rss) / 1e6:6.1f}")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    code = f"LAYERS = {layers!r}\n{_LAYERS}"
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True, env=env)
+    out = ["RSS as the agent's imports pile up in one process (MB):"]
+    previous = 0
+    for line in res.stdout.splitlines():
+        name, rss = line.rsplit("|", 1)
+        mb = int(rss) / 1e6
+        out.append(f"  {name:<28} {mb:6.1f}  (+{mb - previous / 1e6:4.1f})" if previous else f"  {name:<28} {mb:6.1f}")
+        previous = int(rss)
     res = subprocess.run([sys.executable, "-X", "importtime", "-c", "import agent.daemon"], cwd=ROOT,
-                         capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    rows = []
+                         capture_output=True, text=True, check=True, env=env)
+    best: dict[str, int] = {}
     for line in res.stderr.splitlines():
         parts = line.split("|")
         if len(parts) == 3 and parts[1].strip().isdigit():
-            name = parts[2].rstrip()
-            if len(name) - len(name.lstrip()) <= 2:
-                rows.append((int(parts[1]), name.strip()))
-    rows.sort(reverse=True)
-    out.append("top-level imports of agent.daemon by cumulative time (ms):")
-    out.extend(f"  {us / 1000:7.1f}  {name}" for us, name in rows[:8])
+            name = parts[2].strip()
+            top = name.split(".")[0]
+            if name != "agent.daemon":
+                best[top] = max(best.get(top, 0), int(parts[1]))
+    out.append("python -X importtime -c 'import agent.daemon', heaviest packages by cumulative time (ms):")
+    out.extend(f"  {us / 1000:7.1f}  {name}" for name, us in sorted(best.items(), key=lambda kv: -kv[1])[:8])
     return "\n".join(out)
 
 
