@@ -83,9 +83,13 @@ class Collector:
         self.http_port = self._http.port
         self._http.start()
         self._tasks = [asyncio.ensure_future(self._every(self._lost_interval(), self.check_lost_agents)),
-                       asyncio.ensure_future(self._every(HOUSEKEEPING_INTERVAL_S, self.housekeeping))]
+                       asyncio.ensure_future(self._every(self._housekeeping_interval(), self.housekeeping))]
         log.info("collector listening: grpc %s (port %d), http %s (port %d), store %s", self.config.listen.grpc,
                  self.grpc_port, self.config.listen.http, self.http_port, path)
+
+    def _housekeeping_interval(self) -> float:
+        """Often enough that a finding is marked fixed within a quarter of fixed_after of going stale."""
+        return min(max(self.config.findings.fixed_after / 4, 0.5), HOUSEKEEPING_INTERVAL_S)
 
     def _lost_interval(self) -> float:
         return min(max(self.config.agents.lost_after / 6, 0.5), 10.0)

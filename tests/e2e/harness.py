@@ -132,14 +132,14 @@ class Fleet:
     procs: list[Process] = field(default_factory=list)
 
     def collector(self, *, history: str = "all", lost_after: str = "3s", grpc_port: int | None = None,
-                  http_port: int | None = None, name: str = "collector") -> Collector:
+                  http_port: int | None = None, name: str = "collector", extra: str = "") -> Collector:
         grpc = f"127.0.0.1:{grpc_port or free_port()}"
         http = f"127.0.0.1:{http_port or free_port()}"
         cfg = self.root / f"{name}.yaml"
         cfg.write_text(
             f'listen: {{grpc: "{grpc}", http: "{http}"}}\n'
             f"store: {{url: 'sqlite:///{self.root / (name + '.db')}', history: {history}, history_retention: 7d}}\n"
-            f"agents: {{lost_after: {lost_after}}}\n"
+            f"agents: {{lost_after: {lost_after}}}\n{extra}"
         )
         c = Collector(name=name, args=[sys.executable, "-m", "xunjian", "collector", "serve", "--config", str(cfg)],
                       log=self.root / f"{name}.log", grpc=grpc, http=http)
@@ -147,7 +147,7 @@ class Fleet:
         return c
 
     def agent(self, agent_id: str, collector_addresses: list[str], checks_yaml: str, *,
-              spool_max: str = "64MiB", extra: str = "") -> Process:
+              spool_max: str = "64MiB", packs: str = "[pack.yaml]", extra: str = "") -> Process:
         adir = self.root / agent_id
         adir.mkdir(exist_ok=True)
         (adir / "pack.yaml").write_text(checks_yaml)
@@ -158,7 +158,7 @@ class Fleet:
             f"collector: {{addresses: [{addrs}], heartbeat_interval: 1s, batch_wait: 50ms,"
             f" reconnect: {{initial: 100ms, max: 1s}}}}\n"
             f"spool: {{path: spool.db, max_bytes: {spool_max}}}\n"
-            f"packs: [pack.yaml]\n{extra}"
+            f"packs: {packs}\n{extra}"
         )
         p = Process(name=agent_id, args=[sys.executable, "-m", "xunjian", "agent", "run", "--config", str(cfg)],
                     log=self.root / f"{agent_id}.log")
