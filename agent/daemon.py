@@ -13,7 +13,7 @@ from types import FrameType
 
 from agent.config import AgentConfig, load_agent_config
 from agent.scheduler import Scheduler
-from agent.spool import Spool
+from agent.spool import Spool, SpoolClosed
 from agent.transport import StreamClient
 from agent.wire import build_hello
 from checks.config_error import ConfigError
@@ -41,7 +41,11 @@ class AgentDaemon:
 
     def _on_results(self, results: list[Result]) -> None:
         """Results are on disk (fsync'd, numbered) before the transport is told about them."""
-        last_seq = self.spool.append(results)
+        try:
+            last_seq = self.spool.append(results)
+        except SpoolClosed:
+            log.info("agent stopping: %d results of a run that ended during shutdown not stored", len(results))
+            return
         self.transport.notify(results, last_seq)
 
     def start(self) -> None:

@@ -26,6 +26,10 @@ INSERT OR IGNORE INTO meta (name, value) VALUES ('last_seq', 0), ('acked_seq', 0
 """
 
 
+class SpoolClosed(RuntimeError):
+    """The agent is stopping; results that arrive now were never relied on and are not stored."""
+
+
 @dataclass(frozen=True)
 class SpoolStats:
     depth: int
@@ -83,6 +87,8 @@ class Spool:
         if not results:
             return self._last_seq
         with self._lock:
+            if self._closed:
+                raise SpoolClosed(f"spool {self.path} is closed")
             seq = self._last_seq
             rows = []
             added = 0

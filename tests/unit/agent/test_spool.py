@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.spool import Spool
+from agent.spool import Spool, SpoolClosed
 from checks.result import Result, Status
 from protos import patrol_pb2
 
@@ -142,3 +142,11 @@ def test_written_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
     db = sqlite3.connect(str(path))
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     db.close()
+
+
+def test_append_after_close_is_refused(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db")
+    spool.close()
+    spool.close()
+    with pytest.raises(SpoolClosed):
+        spool.append(results(1))
