@@ -48,11 +48,19 @@ class SystemClock:
         return time.monotonic()
 
 
+LOCAL_SPREAD_S = 15.0
+"""Checks of this host only (no target) start within this many seconds, so a new agent shows data at once."""
+
+
 def first_offset(spec: CheckSpec, salt: str = "") -> float:
-    """Where in its interval a check first runs: a stable hash of (salt, id, target), so a fleet restart spreads
-    the load on shared databases, and the same check keeps its phase across restarts of one agent."""
+    """When a check first runs: a stable hash of (salt, id, target), so a fleet restart spreads the load.
+
+    Checks with a target (a shared database) spread over their whole interval; checks of this host alone
+    spread over at most LOCAL_SPREAD_S, since nothing is shared and people expect to see results soon.
+    """
     digest = hashlib.blake2b(f"{salt}\0{spec.id}\0{spec.target or ''}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64 * spec.interval
+    spread = spec.interval if spec.target else min(spec.interval, LOCAL_SPREAD_S)
+    return int.from_bytes(digest, "big") / 2**64 * spread
 
 
 def cron_next(expression: str, after: float) -> float:
@@ -103,9 +111,9 @@ class Scheduler:
         clock: Clock | None = None,
         salt: str | None = None,
     ) -> None:
-        self._ctx = ctx
         self._sink = sink
         self._clock: Clock = clock or SystemClock()
+        self._ctx = replace(ctx, clock=self._clock.time)
         self._pool = WorkerPool(concurrency, name="xunjian-check")
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -237,7 +245,7 @@ class Scheduler:
             run.started = self._clock.monotonic()
             run.started_at = self._clock.time()
             run.worker = threading.current_thread()
-        results = run_check(job.spec, replace(self._ctx, clock=self._clock.time))
+        results = run_check(job.spec, self._ctx)
         with self._lock:
             job.running = None
             self._running.discard(job)

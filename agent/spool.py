@@ -2,7 +2,9 @@
 
 SQLite in WAL mode with synchronous=FULL, so a committed append survives a power cut. The seq counter lives in
 the same transaction as the rows it numbers and never goes back, even when the spool is empty (DESIGN.md §3:
-the collector drops anything at or below the highest seq it stored for this agent).
+the collector drops anything at or below the highest seq it stored for this agent). The last seq is the larger
+of the newest stored row and `meta.last_seq`, which every transaction that deletes rows brings up to date, so
+an append writes only its rows.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ class Spool:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
         meta = dict(self._db.execute("SELECT name, value FROM meta").fetchall())
-        self._last_seq = int(meta["last_seq"])
+        newest = self._db.execute("SELECT MAX(seq) FROM results").fetchone()[0]
+        self._last_seq = max(int(meta["last_seq"]), int(newest or 0))
         self._acked_seq = int(meta["acked_seq"])
         self._dropped_total = int(meta["dropped_total"])
         depth, size = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM results").fetchone()
@@ -101,13 +104,13 @@ class Spool:
             db.execute("BEGIN IMMEDIATE")
             try:
                 db.executemany("INSERT INTO results (seq, body) VALUES (?, ?)", rows)
-                db.execute("UPDATE meta SET value = ? WHERE name = 'last_seq'", (seq,))
                 depth, size = self._depth + len(rows), self._bytes + added
                 dropped = 0
                 if size > self.max_bytes:
                     dropped, freed = self._drop_oldest(size - self.max_bytes)
                     depth, size = depth - dropped, size - freed
                     db.execute("UPDATE meta SET value = value + ? WHERE name = 'dropped_total'", (dropped,))
+                    db.execute("UPDATE meta SET value = ? WHERE name = 'last_seq'", (seq,))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -162,6 +165,7 @@ class Spool:
                     db.execute("DELETE FROM results WHERE seq <= ?", (up_to_seq,))
                 acked = max(self._acked_seq, min(up_to_seq, self._last_seq))
                 db.execute("UPDATE meta SET value = ? WHERE name = 'acked_seq'", (acked,))
+                db.execute("UPDATE meta SET value = ? WHERE name = 'last_seq'", (self._last_seq,))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")

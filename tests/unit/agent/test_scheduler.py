@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 import pytest
 
 from agent.runner import WorkerPool, run_check, run_once
-from agent.scheduler import SKIPPED_METRIC, Scheduler, first_offset
+from agent.scheduler import LOCAL_SPREAD_S, SKIPPED_METRIC, Scheduler, first_offset
 from checks.context import RunContext
 from checks.result import Outcome, Result, Status
 from checks.spec import CheckSpec
@@ -130,15 +130,25 @@ def run_until(pred: Callable[[], bool]) -> None:
 # first-run spread
 
 
-def test_first_runs_spread_over_the_interval_and_are_stable() -> None:
-    specs = [check(f"c{i}", interval=60.0) for i in range(200)]
+def test_first_runs_on_shared_targets_spread_over_the_whole_interval_and_are_stable() -> None:
+    specs = [check(f"c{i}", interval=60.0, target="his_db") for i in range(200)]
     offsets = [first_offset(s, "agent-1") for s in specs]
     assert all(0 <= o < 60 for o in offsets)
     assert len({round(o, 6) for o in offsets}) == 200
     for lo in range(0, 60, 10):
         assert any(lo <= o < lo + 10 for o in offsets), f"no first run in [{lo}, {lo + 10})"
     assert offsets == [first_offset(s, "agent-1") for s in specs]
-    assert first_offset(check("c0", interval=60.0, target="db1"), "agent-1") != offsets[0]
+    assert first_offset(check("c0", interval=60.0, target="lis_db"), "agent-1") != offsets[0]
+    assert first_offset(specs[0], "agent-2") != offsets[0]
+
+
+def test_first_runs_of_host_checks_spread_within_local_spread() -> None:
+    offsets = [first_offset(check(f"c{i}", interval=300.0), "agent-1") for i in range(200)]
+    assert all(0 <= o < LOCAL_SPREAD_S for o in offsets)
+    for lo in range(0, int(LOCAL_SPREAD_S), 5):
+        assert any(lo <= o < lo + 5 for o in offsets), f"no first run in [{lo}, {lo + 5})"
+    short = [first_offset(check(f"c{i}", interval=5.0), "agent-1") for i in range(50)]
+    assert all(0 <= o < 5.0 for o in short)
 
 
 def test_scheduler_first_due_is_start_plus_offset() -> None:
