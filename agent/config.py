@@ -164,6 +164,9 @@ def load_agent_config(path: str | Path) -> AgentConfig:
     refs = _pack_refs(model.packs, targets, src)
     checks = load_checks(refs, base_dir=base, overrides=model.overrides, overrides_source=src)
     _check_targets_exist(checks, targets)
+    from checks.validation import check_commands_allowed
+
+    check_commands_allowed(checks, model.commands.allow)
     spool_path = _resolve(base, model.spool.path)
     state_dir = _resolve(base, model.state_dir) if model.state_dir else spool_path.parent / "state"
     return AgentConfig(

@@ -31,7 +31,8 @@ class AgentDaemon:
         self.spool = Spool(config.spool_path, config.spool_max_bytes)
         self.specs = config.checks.enabled()
         self.transport = StreamClient(config.collector, self.spool, self._hello)
-        ctx = config.run_context(resources={"spool": self.spool})
+        self._resources: dict[str, object] = {"spool": self.spool}
+        ctx = config.run_context(resources=self._resources)
         self.scheduler = Scheduler(self.specs, ctx, self._on_results, concurrency=config.concurrency)
 
     def _hello(self, last_seq: int) -> patrol_pb2.Hello:
@@ -61,7 +62,15 @@ class AgentDaemon:
         self.scheduler.stop()
         self.transport.stop()
         self.spool.close()
+        self._close_sessions()
         log.info("agent %s stopped", self.config.agent.id)
+
+    def _close_sessions(self) -> None:
+        """Database sessions the sql kinds keep in ctx.resources are closed politely, not dropped at exit."""
+        if any(isinstance(k, str) and k.startswith("sql") for k in self._resources):
+            from checks.sql.session import close_sessions
+
+            close_sessions(self._resources)
 
     @property
     def error(self) -> BaseException | None:

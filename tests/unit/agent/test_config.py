@@ -190,3 +190,13 @@ def test_several_errors_reported_together(tmp_path: Path) -> None:
         f"{path}:3: collector.window: Input should be greater than or equal to 1",
         f"{path}:4: concurrency: Input should be a valid integer, unable to parse string as an integer",
     ]
+
+
+def test_command_checks_must_be_allowed(tmp_path: Path) -> None:
+    pack = "pack: plugins\nchecks:\n  - id: plugin.disk\n    kind: command\n    command: /usr/lib/nagios/plugins/check_disk\n"
+    path = write(tmp_path, 'collector: {addresses: ["c:9470"]}\npacks: [packs/self.yaml]\n', pack)
+    origin = tmp_path.resolve() / "packs" / "self.yaml"
+    assert error_of(path) == (
+        f"{origin}:3: command: check 'plugin.disk' runs /usr/lib/nagios/plugins/check_disk, "
+        "which is not in commands.allow of agent.yaml"
+    )
