@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 500
 REVIEW_TIMEOUT_S = 30.0
+CONSOLE_HTML = (Path(__file__).parent / "static" / "console.html").read_bytes()
+"""A read-only page over the JSON API; the full console comes with its own issue."""
 
 
 class ApiError(Exception):
@@ -220,6 +223,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
+        if url.path in ("/", "/console"):
+            self._send(HTTPStatus.OK, CONSOLE_HTML, "text/html; charset=utf-8")
+            return
         if url.path == "/metrics":
             self._send(HTTPStatus.OK, generate_text(self.api.registry), CONTENT_TYPE_LATEST)
             return
