@@ -54,7 +54,7 @@ class BackoffSection(_Section):
 class CollectorSection(_Section):
     addresses: list[str] = Field(description='Collectors as "host:port", tried in order (failover).')
     batch_max: int = Field(100, ge=1, description="Most results in one Batch message.")
-    batch_wait: Duration = Field(0.2, description="How long a result may wait for others to fill a batch.")
+    batch_wait: Duration = Field(1.0, description="How long an unchanged result may wait for others to fill a batch; a status change is sent at once.")
     window: int = Field(8, ge=1, description="Batches sent but not yet acknowledged, at most.")
     heartbeat_interval: Duration = Field(10.0, description="How often the agent reports its spool and seq.")
     connect_timeout: Duration = Field(5.0, description="How long to wait for the collector's Welcome.")

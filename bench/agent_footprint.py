@@ -104,7 +104,7 @@ def write_pack(path: Path, checks_per_min: int) -> str:
     return "host.memory/swap/load/disk" if use_host else "agent.spool"
 
 
-def write_agent_yaml(path: Path, agent_id: str, address: str, packs: list[str], batch_wait: str = "200ms") -> None:
+def write_agent_yaml(path: Path, agent_id: str, address: str, packs: list[str], batch_wait: str = "1s") -> None:
     path.write_text(
         f"agent: {{id: {agent_id}}}\n"
         f'collector: {{addresses: ["{address}"], batch_wait: {batch_wait}}}\n'
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=50.0, help="seconds measured after the warm-up")
     ap.add_argument("--warmup", type=float, default=20.0,
                     help="seconds before measuring, so every check is past its first run (interval 15 s)")
-    ap.add_argument("--batch-wait", default="200ms", help="collector.batch_wait of the agents (agent.yaml default 200ms)")
+    ap.add_argument("--batch-wait", default="1s", help="collector.batch_wait of the agents (agent.yaml default 1s)")
     ap.add_argument("--checks-per-min", type=int, default=100)
     ap.add_argument("--json", action="store_true", help='print only {"rss_mb", "cpu_ms_per_min", "checks_per_min"}')
     ap.add_argument("--imports", action="store_true", help="also show what the agent's imports cost")

@@ -69,7 +69,7 @@ def test_design_example_loads_with_defaults_and_relative_paths(tmp_path: Path, m
     assert cfg.agent.labels == {"role": "his-app", "site": "main-campus"}
     assert cfg.collector.addresses == ["collector-a:9470", "collector-b:9470"]
     assert cfg.collector.batch_max == 100
-    assert cfg.collector.batch_wait == pytest.approx(0.2)
+    assert cfg.collector.batch_wait == pytest.approx(1.0)
     assert cfg.collector.window == 8
     assert cfg.collector.heartbeat_interval == 10.0
     assert cfg.spool_path == tmp_path.resolve() / "data" / "spool.db"
