@@ -9,12 +9,14 @@ from typing import Any
 from agent.config import AgentConfig, load_agent_config
 from agent.runner import run_once
 from checks.command import Command
-from checks.config_error import ConfigError
+from checks.config_error import ConfigError, ConfigErrors
 from checks.context import RunContext
 from checks.pack import CheckSet, PackRef, load_checks
 from checks.result import Result
 from checks.validation import check_commands_allowed
 from checks.yamlsource import YamlSource, load_yaml
+
+UNBOUND_TARGET = "(target)"
 
 
 def _overrides(config: Path) -> tuple[Mapping[str, Any], YamlSource]:
@@ -30,8 +32,16 @@ def load_for_run(refs: list[str], *, config: Path | None, target: str | None) ->
         known = ", ".join(sorted(cfg.targets)) if cfg else "none (give --config agent.yaml)"
         raise ConfigError(f"unknown target {target!r}; targets defined: {known}", field="--target")
     overrides, src = _overrides(config) if config else ({}, None)
-    checks = load_checks([PackRef(r, target) for r in refs], base_dir=Path.cwd(), overrides=overrides,
-                         overrides_source=src)
+    try:
+        checks = load_checks([PackRef(r, target) for r in refs], base_dir=Path.cwd(), overrides=overrides,
+                             overrides_source=src)
+    except ConfigErrors as exc:
+        if all(e.field.endswith(".target") and e.message.startswith("required") for e in exc.errors):
+            first = exc.errors[0]
+            raise ConfigError(
+                f"{first.message}; {len(exc.errors)} checks need a target: run them with "
+                "--config agent.yaml --target NAME", file=first.file, line=first.line, field=first.field) from None
+        raise
     missing = sorted({s.target for s in checks.specs if s.target and (cfg is None or s.target not in cfg.targets)})
     if missing:
         spec = next(s for s in checks.specs if s.target == missing[0])
@@ -75,7 +85,11 @@ def validate(refs: list[str], *, config: Path | None = None) -> str:
             f"({len(cfg.checks.enabled())} enabled) from {len(cfg.checks.packs)} packs, {len(cfg.targets)} targets"
         )
     if refs:
-        checks, _ = load_for_run(refs, config=config, target=None) if config else (load_checks(list(refs), base_dir=Path.cwd()), None)
+        if config:
+            checks, _ = load_for_run(refs, config=config, target=None)
+        else:
+            # No agent.yaml: database packs are checked as if bound to a target, since binding is agent.yaml's job.
+            checks = load_checks([PackRef(r, UNBOUND_TARGET) for r in refs], base_dir=Path.cwd())
         lines.append(f"{', '.join(refs)}: ok: {len(checks.specs)} checks in {len(checks.packs)} packs")
     if not lines:
         raise ConfigError("nothing to validate: name packs and/or --config agent.yaml")

@@ -1,0 +1,91 @@
+"""The check author's loop, through the real `xunjian` command: every built-in pack prints a readable table
+and one JSON object per result; the database packs run against the live PostgreSQL and MariaDB."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from checks.pack import builtin_packs
+from tests.conftest import ROOT, require
+
+pytestmark = pytest.mark.e2e
+
+DB_PACKS = {"postgres": ("pg", 5432), "mysql": ("my", 3306), "oracle": None, "mssql": None}
+JSON_KEYS = {"check_id", "target", "key", "status", "value", "unit", "outcome", "summary", "metrics", "duration_ms"}
+
+
+def xunjian(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "xunjian", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=180)
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def agent_yaml(tmp_path: Path) -> Path:
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text(
+        "collector: {addresses: ['127.0.0.1:9470']}\n"
+        "targets:\n"
+        "  pg: {dialect: postgres, host: 127.0.0.1, port: 5432, database: test, user: postgres}\n"
+        "  my: {dialect: mysql, host: 127.0.0.1, port: 3306, database: test, user: root}\n"
+    )
+    return cfg
+
+
+def test_every_builtin_pack_is_covered_here() -> None:
+    assert set(builtin_packs()) == {"host-linux", "host-windows", "his-app-server", "interfaces-example", *DB_PACKS}
+
+
+@pytest.mark.parametrize("pack", ["host-linux", "host-windows", "his-app-server", "interfaces-example"])
+def test_check_run_prints_a_table_and_json_lines(pack: str) -> None:
+    table = xunjian("check", "run", f"builtin:{pack}")
+    assert table.returncode == 0, table.stderr
+    header, *rows = table.stdout.splitlines()
+    assert header.split()[:3] == ["STATUS", "CHECK", "TARGET"]
+    assert rows and all(r.split()[0] in {"OK", "WARNING", "CRITICAL", "UNKNOWN"} for r in rows)
+
+    out = xunjian("check", "run", f"builtin:{pack}", "--json")
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert lines and all(set(line) >= JSON_KEYS for line in lines)
+    for line in lines:
+        assert line["status"] != "OK" or line["outcome"] == "ok", f"an OK that could not tell: {line}"
+        assert line["outcome"] != "internal_error", line
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("pack", ["postgres", "mysql"])
+def test_database_pack_runs_against_the_live_server(pack: str, tmp_path: Path) -> None:
+    entry = DB_PACKS[pack]
+    assert entry is not None
+    target, port = entry
+    require(port_open(port), f"{pack} on 127.0.0.1:{port}")
+    out = xunjian("check", "run", f"builtin:{pack}", "--config", str(agent_yaml(tmp_path)), "--target", target,
+                  "--json")
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert lines and all(line["target"] == target for line in lines)
+    assert not [line for line in lines if line["outcome"] in {"internal_error", "permission_denied", "auth_failed"}]
+
+
+@pytest.mark.parametrize("pack", ["oracle", "mssql"])
+def test_database_packs_that_cannot_run_here_still_validate(pack: str) -> None:
+    out = xunjian("check", "validate", f"builtin:{pack}")
+    assert out.returncode == 0, out.stderr
+    assert "ok:" in out.stdout
+
+
+def test_check_run_names_a_missing_target(tmp_path: Path) -> None:
+    out = xunjian("check", "run", "builtin:postgres")
+    assert out.returncode == 2
+    assert "postgres.yaml:9: checks[0].target: required for kind sql.metric" in out.stderr
