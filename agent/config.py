@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from checks.config_error import ConfigError, ConfigErrors
 from checks.context import RunContext
 from checks.pack import CheckSet, PackRef, load_checks
-from checks.spec import Duration, Size
+from checks.spec import Duration, PositiveDuration, Size
 from checks.targets import parse_targets
 from checks.yamlsource import YamlSource, load_yaml, validate
 
@@ -40,15 +40,8 @@ class AgentSection(_Section):
 
 
 class BackoffSection(_Section):
-    initial: Duration = Field(0.5, description="First wait after a failed connection.")
-    max: Duration = Field(30.0, description="Longest wait between reconnection rounds.")
-
-    @field_validator("initial", "max")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be above zero")
-        return v
+    initial: PositiveDuration = Field(0.5, description="First wait after a failed connection.")
+    max: PositiveDuration = Field(30.0, description="Longest wait between reconnection rounds.")
 
 
 class CollectorSection(_Section):
@@ -56,8 +49,8 @@ class CollectorSection(_Section):
     batch_max: int = Field(100, ge=1, description="Most results in one Batch message.")
     batch_wait: Duration = Field(1.0, description="How long an unchanged result may wait for others to fill a batch; a status change is sent at once.")
     window: int = Field(8, ge=1, description="Batches sent but not yet acknowledged, at most.")
-    heartbeat_interval: Duration = Field(10.0, description="How often the agent reports its spool and seq.")
-    connect_timeout: Duration = Field(5.0, description="How long to wait for the collector's Welcome.")
+    heartbeat_interval: PositiveDuration = Field(10.0, description="How often the agent reports its spool and seq.")
+    connect_timeout: PositiveDuration = Field(5.0, description="How long to wait for the collector's Welcome.")
     reconnect: BackoffSection = Field(default_factory=lambda: BackoffSection.model_validate({}), description="Backoff between attempts.")
 
     @field_validator("addresses")
@@ -69,13 +62,6 @@ class CollectorSection(_Section):
             m = _ADDRESS.match(a)
             if not m or not 0 < int(m.group(1)) < 65536:
                 raise ValueError(f"expected host:port such as collector-a:9470, got {a!r}")
-        return v
-
-    @field_validator("heartbeat_interval", "connect_timeout")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be above zero")
         return v
 
 

@@ -31,6 +31,7 @@ FAMILIES: list[tuple[str, str]] = [
 
 _VALIDATOR_TYPES = {
     spec_module._duration: "duration",
+    spec_module._positive_duration: "duration",
     spec_module._size: "size",
     spec_module._threshold: "threshold",
 }

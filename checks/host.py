@@ -18,7 +18,7 @@ from pydantic import Field, field_validator, model_validator
 from checks.context import RunContext
 from checks.probe_state import ProbeState
 from checks.result import Outcome, Result, Status, unknown
-from checks.spec import CheckSpec, Duration
+from checks.spec import CheckSpec, Duration, Regex
 
 PSEUDO_FSTYPES: frozenset[str] = frozenset({
     "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devfs", "devpts", "devtmpfs",
@@ -354,19 +354,9 @@ class HostProcess(CheckSpec):
         "min_count: 1\nmax_count: 1\n"
     )
     name: str | None = Field(None, description="Exact process name.")
-    cmdline: str | None = Field(None, description="Regular expression searched in the command line.")
+    cmdline: Regex | None = Field(None, description="Regular expression searched in the command line.")
     min_count: int = Field(1, ge=0, description="Fewer matching processes than this is CRITICAL.")
     max_count: int | None = Field(None, ge=0, description="More matching processes than this is CRITICAL.")
-
-    @field_validator("cmdline")
-    @classmethod
-    def _regex(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                re.compile(v)
-            except re.error as exc:
-                raise ValueError(f"bad regular expression: {exc}") from None
-        return v
 
     @model_validator(mode="after")
     def _something_to_match(self) -> HostProcess:

@@ -25,7 +25,7 @@ from pydantic import Field, field_validator
 from checks.context import RunContext
 from checks.probe_state import ProbeState
 from checks.result import Outcome, Result, unknown
-from checks.spec import CheckSpec, Size, ThresholdField
+from checks.spec import CheckSpec, Regex, Size, ThresholdField
 from checks.thresholds import parse_threshold
 
 DEFAULT_REDACT: tuple[str, ...] = (
@@ -90,27 +90,17 @@ class HostLog(CheckSpec):
     warn: ThresholdField | None = Field(
         default_factory=lambda: parse_threshold("> 0"), description='WARNING when the number of matching lines matches; default "> 0".')
     path: str = Field(description="The log file (not a glob): the file the application writes now.")
-    include: list[str] = Field(description="Regular expressions; a line matching any of them counts.")
-    exclude: list[str] = Field(default_factory=list, description="Regular expressions; a line matching any of them does not count.")
+    include: list[Regex] = Field(description="Regular expressions; a line matching any of them counts.")
+    exclude: list[Regex] = Field(default_factory=list, description="Regular expressions; a line matching any of them does not count.")
     ignore_case: bool = Field(False, description="Match without regard to case.")
     encoding: str = Field("utf-8", description="Text encoding of the file, e.g. utf-8, gbk, gb18030.")
     sample_lines: int = Field(3, ge=0, le=20, description="How many matching lines the summary quotes; 0 keeps log text on the host.")
-    redact: list[str] = Field(
+    redact: list[Regex] = Field(
         default_factory=lambda: list(DEFAULT_REDACT),
         description="Regular expressions whose matches are replaced by *** in quoted lines; by default resident ID "
         "card numbers and mobile phone numbers, so patient identifiers in a log do not leave the host.")
     sample_chars: int = Field(200, ge=20, le=2000, description="Each quoted line is cut to this many characters.")
     max_bytes: Size = Field(16 * 1024 * 1024, description="Read at most this much per run; the rest waits for the next run.")
-
-    @field_validator("include", "exclude", "redact")
-    @classmethod
-    def _regexes(cls, v: list[str]) -> list[str]:
-        for pattern in v:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"bad regular expression {pattern!r}: {exc}") from None
-        return v
 
     @field_validator("include")
     @classmethod

@@ -5,7 +5,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
 
 from checks.context import RunContext
 from checks.result import Result, Status
@@ -25,8 +34,27 @@ def _size(v: Any) -> int:
     return parse_size(v)
 
 
+def _positive_duration(v: Any) -> float:
+    seconds = parse_duration(v)
+    if seconds <= 0:
+        raise ValueError(f"must be a positive duration such as 30s, got {v!r}")
+    return seconds
+
+
+def _regex(v: str) -> str:
+    try:
+        re.compile(v)
+    except re.error as exc:
+        raise ValueError(f"bad regular expression {v!r}: {exc}") from None
+    return v
+
+
 Duration = Annotated[float, BeforeValidator(_duration)]
 """Seconds; written as 30s, 5m, 1h, 250ms."""
+PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
+"""Seconds, above zero: intervals, timeouts, retention."""
+Regex = Annotated[str, AfterValidator(_regex)]
+"""A regular expression, compiled once at load time so a typo is a config error, not a failed check."""
 Size = Annotated[int, BeforeValidator(_size)]
 """Bytes; written as 64MiB, 1GB."""
 ThresholdField = Annotated[Threshold, BeforeValidator(_threshold), PlainSerializer(str, return_type=str)]
@@ -50,9 +78,9 @@ class CheckSpec(BaseModel):
     id: str = Field(description="Dotted, stable identifier, e.g. his.disk.data.")
     kind: str = Field(description="Which probe runs this check.")
     title: str = Field("", description="Short human title; defaults to the id.")
-    interval: Duration = Field(60.0, description="How often to run, e.g. 60s, 5m.")
+    interval: PositiveDuration = Field(60.0, description="How often to run, e.g. 60s, 5m.")
     schedule: str | None = Field(None, description="Cron expression for daily patrols, instead of interval.")
-    timeout: Duration = Field(10.0, description="A run longer than this is reported UNKNOWN (timeout).")
+    timeout: PositiveDuration = Field(10.0, description="A run longer than this is reported UNKNOWN (timeout).")
     target: str | None = Field(None, description="Name of a target in agent.yaml (for database checks).")
     system: str = Field("other", description="HIS, CIS, EMR, LIS, PACS, payments, insurance, other...")
     priority: Literal["high", "medium", "low"] = Field("medium", description="Incident priority.")
@@ -69,13 +97,6 @@ class CheckSpec(BaseModel):
     def _check_id(cls, v: str) -> str:
         if not _ID.match(v):
             raise ValueError(f"expected a dotted identifier of letters, digits, '_', '-' and '.', got {v!r}")
-        return v
-
-    @field_validator("interval", "timeout")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be above zero")
         return v
 
     @field_validator("schedule")

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from checks.config_error import ConfigError
-from checks.spec import Duration, Size
+from checks.spec import Duration, PositiveDuration, Size
 from checks.yamlsource import YamlSource, load_yaml, parse_yaml, validate
 
 DEFAULT_GRPC = "127.0.0.1:9470"
@@ -40,20 +40,13 @@ class ListenConfig(_Section):
 class StoreConfig(_Section):
     url: str = Field("", description="sqlite:///abs/path.db, sqlite:relative.db or postgresql://...")
     history: Literal["off", "transitions", "all"] = Field("transitions", description="What history to keep.")
-    history_retention: Duration = Field(7 * 86400.0, description="How long history rows are kept.")
+    history_retention: PositiveDuration = Field(7 * 86400.0, description="How long history rows are kept.")
 
     @field_validator("url")
     @classmethod
     def _scheme(cls, v: str) -> str:
         if v and not v.startswith(("sqlite:", "postgresql://", "postgres://")):
             raise ValueError(f"expected sqlite:///path/collector.db or postgresql://..., got {v!r}")
-        return v
-
-    @field_validator("history_retention")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be a positive duration such as 7d")
         return v
 
 
@@ -81,14 +74,7 @@ class IngestConfig(_Section):
 
 
 class FindingsConfig(_Section):
-    fixed_after: Duration = Field(7 * 86400.0, description="A finding not seen again for this long is fixed.")
-
-    @field_validator("fixed_after")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be a positive duration such as 7d")
-        return v
+    fixed_after: PositiveDuration = Field(7 * 86400.0, description="A finding not seen again for this long is fixed.")
 
 
 class CollectorConfig(_Section):

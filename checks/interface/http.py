@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from checks.context import RunContext
 from checks.interface.outcomes import ProbeFailure, guarded, timed_result
 from checks.result import Outcome, Result, Status
-from checks.spec import CheckSpec, Size
+from checks.spec import CheckSpec, Regex, Size
 from checks.thresholds import Threshold, parse_threshold
 
 USER_AGENT = "xunjian-probe/0.1"
@@ -312,7 +312,7 @@ class HttpSpec(HttpClientFields):
         None, description="Status code or list of codes that count as up; default: any status below 400."
     )
     expect_body: str | None = Field(None, description="A substring the body must contain, e.g. 登录.")
-    expect_regex: str | None = Field(None, description="A regular expression the body must match (re.search).")
+    expect_regex: Regex | None = Field(None, description="A regular expression the body must match (re.search).")
     expect_json: list[JsonExpectation] = Field(
         default_factory=list, description="Fields of a JSON body and the values or comparisons they must satisfy."
     )
@@ -328,16 +328,6 @@ class HttpSpec(HttpClientFields):
         for code in v or []:
             if not 100 <= code <= 599:
                 raise ValueError(f"expected HTTP status codes between 100 and 599, got {code}")
-        return v
-
-    @field_validator("expect_regex")
-    @classmethod
-    def _regex(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                re.compile(v)
-            except re.error as exc:
-                raise ValueError(f"bad regular expression {v!r}: {exc}") from None
         return v
 
     def probe(self, ctx: RunContext) -> list[Result]:

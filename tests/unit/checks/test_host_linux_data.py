@@ -102,7 +102,7 @@ def test_proc_net_tcp_listen_parsing(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 @pytest.mark.parametrize(("fields", "message"), [
     ({}, "set name or cmdline (or both) to say which processes to count"),
     ({"name": "java", "min_count": 2, "max_count": 1}, "max_count is below min_count"),
-    ({"cmdline": "(catalina"}, "bad regular expression: missing ), unterminated subpattern at position 0"),
+    ({"cmdline": "(catalina"}, "bad regular expression '(catalina': missing ), unterminated subpattern at position 0"),
 ])
 def test_process_options_are_validated(tmp_path: Path, fields: dict[str, object], message: str) -> None:
     lines = "".join(f"    {k}: {v!r}\n" for k, v in fields.items())
