@@ -135,7 +135,7 @@ def test_pack_level_errors(tmp_path: Path) -> None:
 def test_kind_option_errors_name_the_field(tmp_path: Path) -> None:
     text = "pack: t\nchecks:\n  - id: a\n    kind: host.log\n    path: /var/log/x.log\n    include: ['(unclosed']\n"
     assert error_of(tmp_path, text) == (
-        "pack.yaml:6: checks[0].include: bad regular expression '(unclosed': missing ), unterminated subpattern at "
+        "pack.yaml:6: checks[0].include[0]: bad regular expression '(unclosed': missing ), unterminated subpattern at "
         "position 0")
     text = "pack: t\nchecks:\n  - id: a\n    kind: command\n    command: check_disk\n"
     assert error_of(tmp_path, text) == (
