@@ -18,6 +18,8 @@ from xunjian.table import render
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
+STATUS_LIST_ALL_UP_TO = 60
+"""`xunjian status` lists every series of a small fleet; a large one shows only problems unless --checks."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="fleet and current problems")
     status.add_argument("--json", action="store_true")
+    status.add_argument("--checks", action="store_true", help="list every series, not only problems")
     status.set_defaults(handler=_cmd_status)
 
     incidents = sub.add_parser("incidents", help="incidents").add_subparsers(metavar="ACTION")
@@ -167,8 +170,17 @@ def _cmd_status(args: argparse.Namespace) -> int:
         ))
     print("Agents")
     print(render(["AGENT", "HOST", "STATE", "LAST SEEN", "SERIES", "PROBLEMS", "SPOOL", "DROPPED"], rows))
-    problems = [c for c in _items(checks) if c.get("status") != "OK"]
+    series = _items(checks)
+    problems = [c for c in series if c.get("status") != "OK"]
     print()
+    if args.checks or len(series) <= STATUS_LIST_ALL_UP_TO:
+        print("Checks")
+        print(render(
+            ["STATUS", "AGENT", "CHECK", "TARGET", "KEY", "VALUE", "SUMMARY"],
+            [(c.get("status"), c.get("agent"), c.get("check_id"), c.get("target"), c.get("key"),
+              _fmt_value(c.get("value"), str(c.get("unit") or "")), c.get("summary")) for c in series],
+        ))
+        print()
     if problems:
         print("Current problems")
         print(render(

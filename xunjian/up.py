@@ -91,7 +91,7 @@ def run_up(data_dir: Path, *, grpc: str, http: str) -> int:
         f"  metrics   {base}/metrics\n"
         f"  gRPC      {grpc}\n"
         f"  data      {data_dir.resolve()} (collector.yaml, agent.yaml, collector.db, spool.db)\n"
-        f"  try       XUNJIAN_URL={base} xunjian status\n",
+        f"  try       XUNJIAN_URL={base} {Path(sys.executable).parent / 'xunjian'} status\n",
         flush=True,
     )
     stopping = False
