@@ -99,6 +99,9 @@ class Writer:
                         stopping = True
                         break
                     group.append(nxt)
+                # A job whose waiter was cancelled (a stream closed at shutdown) is skipped: it was never acked,
+                # so the agent sends it again. Once running, a future can no longer be cancelled under us.
+                group = [job for job in group if job.future.set_running_or_notify_cancel()]
                 if group:
                     self._commit(group)
         except BaseException as exc:  # the thread must report, not vanish

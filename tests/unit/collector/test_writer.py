@@ -60,3 +60,17 @@ def test_stop_commits_what_is_queued(store: SqlStore, tmp_path: Path) -> None:
     writer.start()
     writer.stop()
     assert fut.done() and fut.result() is None
+
+
+def test_a_job_cancelled_by_its_waiter_is_skipped_and_the_writer_keeps_going(store: SqlStore, tmp_path: Path) -> None:
+    """Regression: a stream closed at shutdown cancels its pending commit; setting its result killed the writer."""
+    writer = Writer(store)
+    cancelled = writer.submit(lambda tx: tx.write_heartbeat(AgentHeartbeat("a", 99, 0, 0, 1.0)))
+    assert cancelled.cancel()
+    later = writer.submit(lambda tx: tx.write_heartbeat(AgentHeartbeat("a", 8, 0, 0, 2.0)))
+    writer.start()
+    assert later.result(10) is None
+    writer.stop()
+    assert writer.error is None
+    with sqlite3.connect(tmp_path / "c.db") as db:
+        assert db.execute("SELECT last_seq FROM agents").fetchone() == (8,), "the cancelled job was not run"
