@@ -204,12 +204,6 @@ def _check_targets_exist(checks: CheckSet, targets: Mapping[str, Any]) -> None:
     for spec in checks.specs:
         if spec.target is None or spec.target in targets:
             continue
-        origin = checks.origin.get((spec.id, spec.target))
-        errors.append(ConfigError(
-            f"check {spec.id!r}: {_unknown_target_message(spec.target, targets)}",
-            file=origin.file if origin else "",
-            line=origin.line if origin else None,
-            field="target",
-        ))
+        errors.append(checks.error_at(spec, "target", f"check {spec.id!r}: {_unknown_target_message(spec.target, targets)}"))
     if errors:
-        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+        raise ConfigErrors.of(errors)

@@ -30,3 +30,8 @@ class ConfigErrors(ConfigError):
 
     def __str__(self) -> str:
         return "\n".join(str(e) for e in self.errors)
+
+    @staticmethod
+    def of(errors: list[ConfigError]) -> ConfigError:
+        """The error to raise for `errors` (not empty): a single one as itself, several together."""
+        return errors[0] if len(errors) == 1 else ConfigErrors(errors)

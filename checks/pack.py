@@ -56,6 +56,12 @@ class CheckSet:
     def enabled(self) -> list[CheckSpec]:
         return [s for s in self.specs if not s.disabled]
 
+    def error_at(self, spec: CheckSpec, field: str, message: str) -> ConfigError:
+        """An error about `spec`, pointing at the file and line of the pack where it was written."""
+        origin = self.origin.get((spec.id, spec.target or ""))
+        return ConfigError(message, file=origin.file if origin else "", line=origin.line if origin else None,
+                           field=field)
+
 
 def builtin_packs() -> list[str]:
     return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
@@ -111,7 +117,7 @@ def load_checks(
             )
             for cid in unknown
         ]
-        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+        raise ConfigErrors.of(errors)
     return result
 
 
@@ -170,7 +176,7 @@ def load_pack_into(
             errors.append(src.error(("defaults", str(key)), f"unknown field{why}"))
     errors = list({str(e): e for e in errors}.values())
     if errors:
-        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+        raise ConfigErrors.of(errors)
 
 
 def _load_check(

@@ -35,5 +35,5 @@ def parse_targets(raw: Any, src: YamlSource) -> dict[str, Target]:
         except ConfigError as exc:
             errors.append(exc)
     if errors:
-        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+        raise ConfigErrors.of(errors)
     return out

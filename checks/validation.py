@@ -31,12 +31,7 @@ def check_commands_allowed(checks: CheckSet, command_allow: Iterable[str]) -> No
     for spec in checks.enabled():
         if not isinstance(spec, Command) or spec.command in allowed:
             continue
-        origin = checks.origin.get((spec.id, spec.target or ""))
-        errors.append(ConfigError(
-            f"check {spec.id!r} runs {spec.command}, which is not in commands.allow of agent.yaml",
-            file=origin.file if origin else "",
-            line=origin.line if origin else None,
-            field="command",
-        ))
+        errors.append(checks.error_at(
+            spec, "command", f"check {spec.id!r} runs {spec.command}, which is not in commands.allow of agent.yaml"))
     if errors:
-        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+        raise ConfigErrors.of(errors)

@@ -114,7 +114,7 @@ def errors_from(exc: ValidationError, src: YamlSource, base: PathKey, model: typ
         message = _message(err, model, loc)
         errors.append(ConfigError(message, file=src.file, line=src.line_of(path), field=dotted(path)))
     errors.sort(key=lambda e: (e.line or 0, e.field))
-    return errors[0] if len(errors) == 1 else ConfigErrors(errors)
+    return ConfigErrors.of(errors)
 
 
 def _message(err: Any, model: type[BaseModel], loc: PathKey) -> str:

@@ -45,10 +45,8 @@ def load_for_run(refs: list[str], *, config: Path | None, target: str | None) ->
     missing = sorted({s.target for s in checks.specs if s.target and (cfg is None or s.target not in cfg.targets)})
     if missing:
         spec = next(s for s in checks.specs if s.target == missing[0])
-        origin = checks.origin.get((spec.id, spec.target or ""))
         hint = "" if cfg else "; give --config agent.yaml that defines it"
-        raise ConfigError(f"check {spec.id!r} needs target {missing[0]!r}, which is not defined{hint}",
-                          file=origin.file if origin else "", line=origin.line if origin else None, field="target")
+        raise checks.error_at(spec, "target", f"check {spec.id!r} needs target {missing[0]!r}, which is not defined{hint}")
     if cfg is not None:
         check_commands_allowed(checks, cfg.command_allow)
         ctx = cfg.run_context()
