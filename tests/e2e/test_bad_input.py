@@ -42,3 +42,15 @@ def test_check_run_with_bad_pack_exits_2(tmp_path: Path) -> None:
     run = xunjian("check", "run", str(pack))
     assert run.returncode == 2
     assert f"{pack}:4: checks[0].kind: unknown kind 'host.dsk' (did you mean 'host.disk'?)" in run.stderr
+
+
+def test_output_cut_short_by_a_closed_pipe_is_not_an_error() -> None:
+    """Regression: `xunjian check run ... | head -1` printed a BrokenPipeError traceback and failed."""
+    closed_stdout = (
+        "import os, sys; r, w = os.pipe(); os.close(r); os.dup2(w, 1)\n"
+        "from xunjian.cli import main\n"
+        "sys.exit(main(['check', 'run', 'builtin:host-linux']))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", closed_stdout], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr and "BrokenPipe" not in run.stderr
