@@ -62,7 +62,7 @@ Values people write:
 
 Every failure to measure is UNKNOWN with an outcome from a closed set (timeout, connection_refused,
 dns_error, tls_error, auth_failed, protocol_error, content_mismatch, not_found, permission_denied,
-internal_error); UNKNOWN is never shown as OK.
+unsafe_session, internal_error); UNKNOWN is never shown as OK.
 """
 
 

@@ -31,6 +31,9 @@ class Outcome(str, enum.Enum):
     CONTENT_MISMATCH = "content_mismatch"
     NOT_FOUND = "not_found"
     PERMISSION_DENIED = "permission_denied"
+    UNSAFE_SESSION = "unsafe_session"
+    """A database check left its session other than it must be (not read-only, timeouts changed, a lock
+    held); its rows are discarded and the connection is closed and reopened."""
     INTERNAL_ERROR = "internal_error"
     """A bug in the probe itself, reported as UNKNOWN rather than crashing the agent."""
 

@@ -1,11 +1,17 @@
-"""Opening a target's connection per dialect and driver, and the session rules that make it read-only and polite.
+"""Opening a target's connection per dialect and driver, and the per-check transaction that keeps it read-only.
 
-| dialect  | driver          | read-only session                          | server-side statement bound              |
-|----------|-----------------|--------------------------------------------|------------------------------------------|
-| postgres | psycopg / ODBC  | default_transaction_read_only=on           | statement_timeout, lock_timeout          |
-| mysql    | PyMySQL / ODBC  | SET SESSION TRANSACTION READ ONLY          | max_statement_time (MariaDB) / max_execution_time |
-| oracle   | oracledb / ODBC | SET TRANSACTION READ ONLY before each query | call_timeout (break sent to the server)  |
-| mssql    | pyodbc          | ApplicationIntent=ReadOnly                 | query timeout (cancel), SET LOCK_TIMEOUT, DEADLOCK_PRIORITY LOW |
+Every check runs in its own transaction, started read-only with its timeouts re-asserted, and always rolled
+back; afterwards the session is verified (still read-only, the expected timeouts, no advisory/user/named or
+application lock held, no transaction left open). A session that fails the verification is closed by the
+caller and the check reported as `unsafe_session`: one statement can no longer turn the connection for every
+check after it.
+
+| dialect  | driver          | per check                                                      | verified after                       |
+|----------|-----------------|----------------------------------------------------------------|--------------------------------------|
+| postgres | psycopg / ODBC  | BEGIN READ ONLY; SET LOCAL statement_timeout, lock_timeout...  | read-only default, timeouts, pg_locks advisory, no open transaction |
+| mysql    | PyMySQL / ODBC  | SET SESSION max_statement_time / max_execution_time, lock waits; START TRANSACTION READ ONLY | read-only, timeouts, autocommit, RELEASE_ALL_LOCKS() = 0 |
+| oracle   | oracledb / ODBC | call timeout; SET TRANSACTION READ ONLY                        | no UL (DBMS_LOCK) lock in v$lock     |
+| mssql    | pyodbc          | query timeout; SET LOCK_TIMEOUT, DEADLOCK_PRIORITY LOW, isolation (SNAPSHOT where enabled); BEGIN TRANSACTION | @@TRANCOUNT 0, lock timeout, no application lock, deadlock priority |
 
 Drivers are imported here, lazily, when a target of theirs first connects.
 """
@@ -40,28 +46,32 @@ def _odbc_string(parts: dict[str, str | int | None], extra: str | None) -> str:
 
 
 class Connection:
-    """An open DB-API connection plus its dialect's rules for timeouts and read-only transactions."""
+    """An open DB-API connection plus its dialect's rules for the per-check read-only transaction."""
 
     ping_sql = "SELECT 1"
+    verify_sql = ""
+    """One statement reading back what `problems()` compares; empty where the dialect has nothing to verify."""
 
     def __init__(self, raw: Any, target: Target, driver: str) -> None:
         self.raw = raw
         self.target = target
         self.driver = driver
-        self._timeout_ms: int | None = None
         self.info = ServerInfo(dialect=target.dialect, flavor=target.dialect, version=())
+        self.statement_timeout = target.statement_timeout
+        """The bound of the statement being (or last) run, in seconds; verification expects it."""
 
     def setup(self) -> None:
-        """Session settings and server version, once per connection."""
+        """Session defaults and server version, once per connection."""
 
-    def set_timeout(self, seconds: float) -> None:
-        """Bound the next statement on the server side."""
+    def begin(self, cur: Any, timeout: float) -> None:
+        """Start the check's read-only transaction with its timeouts re-asserted."""
 
-    def before(self, cur: Any) -> None:
-        """Per-statement preamble (Oracle's read-only transaction)."""
+    def end(self, cur: Any) -> None:
+        """Roll the check's transaction back, whatever it did."""
 
-    def after(self) -> None:
-        """Per-statement epilogue."""
+    def problems(self, row: tuple[Any, ...]) -> list[str]:
+        """What is wrong with the session, given `verify_sql`'s row; empty when it is as it must be."""
+        return []
 
     def _exec(self, sql: str) -> list[tuple[Any, ...]]:
         cur = self.raw.cursor()
@@ -72,27 +82,49 @@ class Connection:
             cur.close()
 
     def query(self, sql: str, timeout: float, max_rows: int) -> Rows:
-        ms = _ms(timeout)
-        if ms != self._timeout_ms:
-            self.set_timeout(timeout)
-            self._timeout_ms = ms
+        """Run one verified statement in its own read-only transaction, rolled back afterwards."""
+        self.statement_timeout = timeout
         cur = self.raw.cursor()
         try:
-            self.before(cur)
-            cur.execute(sql)
-            columns = [str(d[0]).lower() for d in (cur.description or ())]
-            fetched = [tuple(r) for r in cur.fetchmany(max_rows + 1)] if cur.description else []
+            try:
+                self.begin(cur, timeout)
+                cur.execute(sql)
+                columns = [str(d[0]).lower() for d in (cur.description or ())]
+                fetched = [tuple(r) for r in cur.fetchmany(max_rows + 1)] if cur.description else []
+            except BaseException:
+                self._end_quietly(cur)
+                raise
+            self.end(cur)
         finally:
             try:
                 cur.close()
-            finally:
-                self.after()
+            except Exception:
+                pass
         return Rows(columns=columns, rows=fetched[:max_rows], truncated=len(fetched) > max_rows)
+
+    def _end_quietly(self, cur: Any) -> None:
+        try:
+            self.end(cur)
+        except Exception:
+            return
+
+    def verify(self) -> list[str]:
+        """Read the session back after a check; the problems found (an error reading it is one)."""
+        if not self.verify_sql:
+            return self.problems(())
+        try:
+            rows = self._exec(self.verify_sql)
+        except Exception as exc:
+            from checks.sql.errors import describe
+
+            return [f"cannot verify the session ({describe(exc)})"]
+        if len(rows) != 1:
+            return [f"cannot verify the session (expected one row, got {len(rows)})"]
+        return self.problems(rows[0])
 
     def healthy(self) -> bool:
         try:
             self._exec(self.ping_sql)
-            self.after()
         except Exception:
             return False
         return True
@@ -104,7 +136,23 @@ class Connection:
             return
 
 
+def _same_number(actual: Any, expected: float) -> bool:
+    try:
+        return abs(float(actual) - expected) < 0.0015
+    except (TypeError, ValueError):
+        return False
+
+
 class PostgresConnection(Connection):
+    verify_sql = (
+        "SELECT current_setting('default_transaction_read_only'), "
+        "(SELECT setting FROM pg_catalog.pg_settings WHERE name = 'statement_timeout'), "
+        "(SELECT setting FROM pg_catalog.pg_settings WHERE name = 'lock_timeout'), "
+        "(SELECT count(*) FROM pg_catalog.pg_locks WHERE pid = pg_catalog.pg_backend_pid() AND locktype = 'advisory'), "
+        "now() = statement_timestamp()"
+    )
+    """now() is the transaction's start: equal to the statement's only when no transaction was left open."""
+
     def settings(self) -> dict[str, str]:
         t = self.target
         return {
@@ -123,8 +171,32 @@ class PostgresConnection(Connection):
         flavor = "opengauss" if "opengauss" in lowered else "kingbase" if "kingbase" in lowered else "postgres"
         self.info = ServerInfo("postgres", flavor, parse_version(str(version_text)), str(version_text))
 
-    def set_timeout(self, seconds: float) -> None:
-        self._exec(f"SET statement_timeout = '{_ms(seconds)}ms'")
+    def begin(self, cur: Any, timeout: float) -> None:
+        t = self.target
+        cur.execute(
+            "BEGIN TRANSACTION READ ONLY; "
+            f"SET LOCAL statement_timeout = '{_ms(timeout)}ms'; "
+            f"SET LOCAL lock_timeout = '{_ms(t.lock_timeout)}ms'; "
+            f"SET LOCAL idle_in_transaction_session_timeout = '{_ms(max(60.0, 2 * t.statement_timeout))}ms'"
+        )
+
+    def end(self, cur: Any) -> None:
+        cur.execute("ROLLBACK")
+
+    def problems(self, row: tuple[Any, ...]) -> list[str]:
+        read_only, statement_ms, lock_ms, advisory, idle = row
+        out = []
+        if str(read_only).lower() != "on":
+            out.append("default_transaction_read_only is no longer on")
+        if not _same_number(statement_ms, _ms(self.target.statement_timeout)):
+            out.append(f"statement_timeout is {statement_ms} ms, expected {_ms(self.target.statement_timeout)}")
+        if not _same_number(lock_ms, _ms(self.target.lock_timeout)):
+            out.append(f"lock_timeout is {lock_ms} ms, expected {_ms(self.target.lock_timeout)}")
+        if int(advisory or 0):
+            out.append(f"holds {int(advisory)} advisory lock(s)")
+        if idle is not True and str(idle).lower() not in ("1", "true", "t"):
+            out.append("a transaction is still open")
+        return out
 
 
 class MysqlConnection(Connection):
@@ -134,21 +206,62 @@ class MysqlConnection(Connection):
         flavor = "mariadb" if "mariadb" in f"{version_text} {comment}".lower() else "mysql"
         self.info = ServerInfo("mysql", flavor, parse_version(str(version_text)), str(version_text))
         self._exec("SET SESSION TRANSACTION READ ONLY")
-        lock_wait = max(1, math.ceil(t.lock_timeout))
-        self._exec(f"SET SESSION lock_wait_timeout = {lock_wait}")
-        self._exec(f"SET SESSION innodb_lock_wait_timeout = {lock_wait}")
+        self._lock_wait = max(1, math.ceil(t.lock_timeout))
+        self._exec(f"SET SESSION lock_wait_timeout = {self._lock_wait}, innodb_lock_wait_timeout = {self._lock_wait}")
+        self.verify_sql = self._verify_sql()
 
-    def set_timeout(self, seconds: float) -> None:
+    @property
+    def _timeout_variable(self) -> str | None:
         if self.info.flavor == "mariadb":
-            self._exec(f"SET SESSION max_statement_time = {max(0.001, seconds):.3f}")
-        elif self.info.version >= (5, 7, 8):
-            self._exec(f"SET SESSION max_execution_time = {_ms(seconds)}")
+            return "max_statement_time"
+        return "max_execution_time" if self.info.version >= (5, 7, 8) else None
+
+    def _verify_sql(self) -> str:
+        ro = "transaction_read_only" if self.info.flavor == "mysql" and self.info.version >= (5, 7, 20) else "tx_read_only"
+        timeout = f"@@session.{self._timeout_variable}" if self._timeout_variable else "NULL"
+        has_release_all = self.info.version >= ((10, 0, 2) if self.info.flavor == "mariadb" else (5, 7, 5))
+        release = "RELEASE_ALL_LOCKS()" if has_release_all else "0"
+        return (f"SELECT @@session.{ro}, {timeout}, @@session.lock_wait_timeout, @@session.innodb_lock_wait_timeout, "
+                f"@@session.autocommit, {release}")
+
+    def begin(self, cur: Any, timeout: float) -> None:
+        variable = self._timeout_variable
+        bound = ""
+        if variable == "max_statement_time":
+            bound = f"max_statement_time = {max(0.001, timeout):.3f}, "
+        elif variable == "max_execution_time":
+            bound = f"max_execution_time = {_ms(timeout)}, "
+        cur.execute(f"SET SESSION {bound}lock_wait_timeout = {self._lock_wait}, "
+                    f"innodb_lock_wait_timeout = {self._lock_wait}")
         if self.driver == "odbc":
-            self.raw.timeout = math.ceil(seconds) + 2
+            self.raw.timeout = math.ceil(timeout) + 2
+        cur.execute("START TRANSACTION READ ONLY")
+
+    def end(self, cur: Any) -> None:
+        cur.execute("ROLLBACK")
+
+    def problems(self, row: tuple[Any, ...]) -> list[str]:
+        read_only, timeout, lock_wait, innodb_wait, autocommit, released = row
+        out = []
+        if not _same_number(read_only, 1):
+            out.append("the session's transactions are no longer read-only")
+        variable = self._timeout_variable
+        expected = max(0.001, round(self.statement_timeout, 3)) if variable == "max_statement_time" else _ms(self.statement_timeout)
+        if variable and not _same_number(timeout, expected):
+            out.append(f"{variable} is {timeout}, expected {expected}")
+        if not _same_number(lock_wait, self._lock_wait) or not _same_number(innodb_wait, self._lock_wait):
+            out.append(f"lock wait timeouts are {lock_wait}/{innodb_wait}, expected {self._lock_wait}")
+        if not _same_number(autocommit, 1):
+            out.append("autocommit was switched off")
+        if int(released or 0):
+            out.append(f"held {int(released)} named lock(s) (GET_LOCK)")
+        return out
 
 
 class OracleConnection(Connection):
     ping_sql = "SELECT 1 FROM dual"
+    verify_sql = "SELECT COUNT(*) FROM v$lock WHERE sid = SYS_CONTEXT('USERENV', 'SID') AND type = 'UL'"
+    """User locks (DBMS_LOCK) are the only locks that outlive a ROLLBACK; needs SELECT on V_$LOCK."""
 
     def setup(self) -> None:
         if self.driver == "native":
@@ -157,37 +270,76 @@ class OracleConnection(Connection):
             rows = self._exec("SELECT version FROM product_component_version WHERE product LIKE 'Oracle%'")
             version_text = str(rows[0][0]) if rows else "0"
         self.info = ServerInfo("oracle", "oracle", parse_version(version_text), version_text)
-        self.after()
+        self.raw.rollback()
 
-    def set_timeout(self, seconds: float) -> None:
+    def _set_timeout(self, seconds: float) -> None:
         if self.driver == "native":
             self.raw.call_timeout = _ms(seconds)
         else:
             self.raw.timeout = math.ceil(seconds)
 
-    def before(self, cur: Any) -> None:
+    def begin(self, cur: Any, timeout: float) -> None:
+        self._set_timeout(timeout)
         self.raw.rollback()
         cur.execute("SET TRANSACTION READ ONLY")
 
-    def after(self) -> None:
+    def end(self, cur: Any) -> None:
+        self.raw.rollback()
+
+    def problems(self, row: tuple[Any, ...]) -> list[str]:
+        (user_locks,) = row
+        out = []
+        if int(user_locks or 0):
+            out.append(f"holds {int(user_locks)} user lock(s) (DBMS_LOCK)")
+        if self.driver == "native" and self.raw.call_timeout != _ms(self.statement_timeout):
+            out.append("the call timeout changed")
+        return out
+
+    def _exec(self, sql: str) -> list[tuple[Any, ...]]:
         try:
+            return super()._exec(sql)
+        finally:
             self.raw.rollback()
-        except Exception:
-            return
 
 
 class MssqlConnection(Connection):
+    verify_sql = (
+        "SELECT @@LOCK_TIMEOUT, @@TRANCOUNT, "
+        "(SELECT COUNT(*) FROM sys.dm_tran_locks WHERE request_session_id = @@SPID AND resource_type = N'APPLICATION'), "
+        "(SELECT deadlock_priority FROM sys.dm_exec_sessions WHERE session_id = @@SPID)"
+    )
+    """Application locks (sp_getapplock with a session owner) outlive a ROLLBACK; SET options outlive it too."""
+
     def setup(self) -> None:
-        self._exec("SET DEADLOCK_PRIORITY LOW")
-        self._exec(f"SET LOCK_TIMEOUT {_ms(self.target.lock_timeout)}")
-        version_text, edition = self._exec(
-            "SELECT CAST(SERVERPROPERTY('ProductVersion') AS nvarchar(128)), CAST(SERVERPROPERTY('EngineEdition') AS int)"
+        version_text, edition, snapshot = self._exec(
+            "SELECT CAST(SERVERPROPERTY('ProductVersion') AS nvarchar(128)), CAST(SERVERPROPERTY('EngineEdition') AS int), "
+            "(SELECT snapshot_isolation_state FROM sys.databases WHERE database_id = DB_ID())"
         )[0]
         flavor = {5: "azure", 8: "azure_mi"}.get(int(edition or 0), "mssql")
         self.info = ServerInfo("mssql", flavor, parse_version(str(version_text)), str(version_text))
+        self.isolation = "SNAPSHOT" if int(snapshot or 0) == 1 else "READ COMMITTED"
+        """Snapshot isolation reads a consistent version without shared locks, where the database allows it."""
 
-    def set_timeout(self, seconds: float) -> None:
-        self.raw.timeout = max(1, math.ceil(seconds))
+    def begin(self, cur: Any, timeout: float) -> None:
+        self.raw.timeout = max(1, math.ceil(timeout))
+        cur.execute(f"SET LOCK_TIMEOUT {_ms(self.target.lock_timeout)}; SET DEADLOCK_PRIORITY LOW; "
+                    f"SET TRANSACTION ISOLATION LEVEL {self.isolation}; BEGIN TRANSACTION")
+
+    def end(self, cur: Any) -> None:
+        cur.execute("IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION")
+
+    def problems(self, row: tuple[Any, ...]) -> list[str]:
+        lock_timeout, trancount, app_locks, deadlock_priority = row
+        out = []
+        if not _same_number(lock_timeout, _ms(self.target.lock_timeout)):
+            out.append(f"LOCK_TIMEOUT is {lock_timeout}, expected {_ms(self.target.lock_timeout)}")
+        if int(trancount or 0):
+            out.append("a transaction is still open")
+        if int(app_locks or 0):
+            out.append(f"holds {int(app_locks)} application lock(s) (sp_getapplock)")
+        if not _same_number(deadlock_priority, -5):
+            out.append(f"DEADLOCK_PRIORITY is {deadlock_priority}, expected LOW (-5)")
+        return out
 
 
 def open_connection(target: Target, password: str | None, timeout: float) -> Connection:

@@ -113,12 +113,12 @@ class SqlCheck(CheckSpec):
             with session_for(ctx, target, wait=ctx.remaining(self.timeout)) as session:
                 timeout = min(self.timeout, ctx.remaining(self.timeout))
                 if self.requires is not None:
-                    pre = session.run(self.requires, timeout=timeout, max_rows=1)
+                    pre = session.run(self.requires, timeout=timeout, max_rows=1, check_id=self.id)
                     if not pre.rows or not _truthy(pre.rows[0][0]):
                         results = [unknown(self.id, Outcome.NOT_FOUND, f"{self.display_title}: {self.requires_message}", target=target)]
                         return self._stamp(results, started, t0)
                     timeout = min(self.timeout, ctx.remaining(self.timeout))
-                rows = session.run(self.query, timeout=timeout, max_rows=self.max_rows)
+                rows = session.run(self.query, timeout=timeout, max_rows=self.max_rows, check_id=self.id)
                 results = self.finish(self.evaluate(rows, session.info), ctx)
         except SqlFailure as failure:
             results = [unknown(self.id, failure.outcome, f"{self.display_title}: {failure.message}", target=target)]

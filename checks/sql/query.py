@@ -7,11 +7,14 @@ query:
     - {sql: "SELECT ... FROM performance_schema.data_lock_waits ...", min_version: "8.0"}
     - {sql: "SELECT ... FROM information_schema.innodb_lock_waits ...", max_version: "8.0"}
   mariadb: SELECT ...                        # used instead of `mysql` when the server is MariaDB
+  mysql:                                     # MySQL/MariaDB only: a SHOW statement named, not written
+    - {show: replica_status, min_version: "8.0.22"}
 ```
 
 `min_version` is inclusive and `max_version` exclusive, compared on the server version detected once per
 connection. `flavor` narrows a variant to a server family (mysql, mariadb; postgres, opengauss, kingbase).
-Every statement passes the guard when the pack loads.
+Every statement passes the guard's structural checks when the pack loads, and the allow-list when it is
+bound to a target (checks/sql/binding.py); what is sent is the guard's rendering (checks/sql/allow.py).
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from checks.sql.allow import Prepared, SiteAllowance, prepare
 from checks.sql.guard import GuardError, check_statement
+from checks.sql.show import SHOW_STATEMENTS, show_name_for
 from checks.sql.version import Version, format_version, parse_version
 
 QUERY_KEYS = ("oracle", "mssql", "postgres", "mysql", "mariadb")
@@ -32,7 +37,10 @@ class QueryVariant(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    sql: str = Field(description="One SELECT/WITH statement (or an allowed SHOW on MySQL).")
+    sql: str | None = Field(None, description="One SELECT/WITH statement.")
+    show: str | None = Field(
+        None, description=f"MySQL/MariaDB only, instead of sql: a SHOW statement by name ({', '.join(SHOW_STATEMENTS)})."
+    )
     min_version: str | None = Field(None, description='Lowest server version this SQL is for, inclusive, e.g. "13".')
     max_version: str | None = Field(None, description='Server versions from this one on use another variant, e.g. "8.0".')
     flavor: str | None = Field(None, description="Only for this server family: mysql, mariadb, postgres, opengauss...")
@@ -48,6 +56,26 @@ class QueryVariant(BaseModel):
     @classmethod
     def _flavor(cls, v: str | None) -> str | None:
         return v.lower() if v else v
+
+    @field_validator("show")
+    @classmethod
+    def _known_show(cls, v: str | None) -> str | None:
+        if v is not None and v not in SHOW_STATEMENTS:
+            raise ValueError(f"unknown SHOW statement {v!r}; one of: {', '.join(SHOW_STATEMENTS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _sql_or_show(self) -> QueryVariant:
+        if (self.sql is None) == (self.show is None):
+            raise ValueError("give either sql (a SELECT) or show (a named SHOW statement)")
+        return self
+
+    def statement(self, key: str, site: SiteAllowance | None = None) -> Prepared:
+        """What to send for query key `key`: the guard's verified rendering, or the named SHOW's fixed text."""
+        if self.show is not None:
+            return Prepared(SHOW_STATEMENTS[self.show])
+        assert self.sql is not None
+        return prepare(self.sql, key, site)
 
     def matches(self, version: Version, flavor: str) -> bool:
         if self.flavor and self.flavor != flavor:
@@ -97,13 +125,25 @@ class QueryMap(BaseModel):
         key = str(info.field_name)
         if not variants:
             raise ValueError("expected SQL or a non-empty list of variants")
+        checked: list[QueryVariant] = []
         for i, variant in enumerate(variants):
+            where = "" if len(variants) == 1 else f"[{i}]: "
+            if key in ("mysql", "mariadb") and variant.sql is not None and (named := show_name_for(variant.sql)):
+                variant = variant.model_copy(update={"sql": None, "show": named})
+            if variant.show is not None:
+                if key not in ("mysql", "mariadb"):
+                    raise ValueError(f"{where}show: is for mysql/mariadb queries only")
+                checked.append(variant)
+                continue
             try:
-                check_statement(variant.sql, key)
+                check_statement(variant.sql or "", key)
             except GuardError as exc:
-                where = "" if len(variants) == 1 else f"[{i}]: "
-                raise ValueError(f"{where}{exc}") from None
-        return variants
+                hint = ""
+                if key in ("mysql", "mariadb") and (variant.sql or "").lstrip().upper().startswith("SHOW"):
+                    hint = f"; SHOW statements are named, not written: show: one of {', '.join(SHOW_STATEMENTS)}"
+                raise ValueError(f"{where}{exc}{hint}") from None
+            checked.append(variant)
+        return checked
 
     @model_validator(mode="after")
     def _some_dialect(self) -> QueryMap:
@@ -116,15 +156,19 @@ class QueryMap(BaseModel):
         keys = {("mysql" if k == "mariadb" else k) for k in QUERY_KEYS if getattr(self, k) is not None}
         return sorted(keys)
 
-    def select(self, dialect: str, flavor: str, version: Version) -> tuple[str, str] | None:
-        """(SQL, query key) for this server, or None when no variant fits."""
+    def select(self, dialect: str, flavor: str, version: Version) -> tuple[QueryVariant, str] | None:
+        """(variant, query key) for this server, or None when no variant fits."""
         keys = ["mariadb", "mysql"] if dialect == "mysql" and flavor == "mariadb" else [dialect]
         for key in keys:
             variants: list[QueryVariant] | None = getattr(self, key, None)
             for variant in variants or ():
                 if variant.matches(version, flavor):
-                    return variant.sql, key
+                    return variant, key
         return None
+
+    def variants(self) -> list[tuple[str, int, QueryVariant]]:
+        """Every (query key, index, variant), for checks made when a pack is bound to a target."""
+        return [(k, i, v) for k in QUERY_KEYS for i, v in enumerate(getattr(self, k) or ())]
 
     def explain_miss(self, dialect: str, flavor: str, version: Version) -> str:
         """Why nothing was selected, for the UNKNOWN result's summary."""

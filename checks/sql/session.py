@@ -1,12 +1,15 @@
 """One connection per target, reused across runs (ctx.resources), re-opened after a failure.
 
-A session opens its connection lazily, makes it read-only and polite for its dialect, detects the server's
-version and flavor once, and runs guarded statements under a server-side timeout and a row cap. Checks of one
-target take turns on its connection (a lock), since DB-API connections are not safe to share between threads.
+A session opens its connection lazily, detects the server's version and flavor once, and runs each statement
+as the guard rendered it (after the allow-list, with the target's site exceptions) in its own read-only
+transaction under a server-side timeout and a row cap, rolled back and verified afterwards. A session that
+fails verification is closed and the check reported as `unsafe_session`. Checks of one target take turns on
+its connection (a lock), since DB-API connections are not safe to share between threads.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
@@ -16,7 +19,8 @@ from checks.context import RunContext
 from checks.result import Outcome
 from checks.sql.dialects import Connection, open_connection
 from checks.sql.errors import SqlFailure, classify, describe
-from checks.sql.guard import GuardError, check_statement
+from checks.sql.allow import Prepared
+from checks.sql.guard import GuardError
 from checks.sql.query import QueryMap
 from checks.sql.rows import Rows, ServerInfo
 from checks.sql.target import Target
@@ -25,6 +29,9 @@ __all__ = ["Session", "SqlFailure", "close_sessions", "session_for"]
 
 _RESOURCE_PREFIX = "sql:"
 _registry_lock = threading.Lock()
+log = logging.getLogger("xunjian.sql")
+_logged_site_uses: set[tuple[str, str]] = set()
+_logged_lock = threading.Lock()
 _KEEP_CONNECTION = frozenset({Outcome.PERMISSION_DENIED, Outcome.NOT_FOUND, Outcome.PROTOCOL_ERROR})
 """Errors about the statement, not the connection; anything else closes it so the next run reconnects."""
 
@@ -66,47 +73,70 @@ class Session:
         except Exception as exc:
             raise SqlFailure(classify(exc), f"cannot connect to {self.target.name}: {describe(exc)}") from None
 
-    def run(self, query: QueryMap, *, timeout: float, max_rows: int | None) -> Rows:
-        """Pick the SQL for this server, guard it, run it with a server-side timeout, read at most max_rows.
+    def run(self, query: QueryMap, *, timeout: float, max_rows: int | None, check_id: str = "") -> Rows:
+        """Pick the SQL for this server, guard it, run it in a read-only transaction, read at most max_rows.
 
         A reused connection the server has dropped meanwhile (restart, idle kill, failover) is re-opened and
         the statement tried once more, so a stale connection is not reported as the database being down.
         """
         reused = self._conn is not None and self._used
         try:
-            return self._run_once(query, timeout=timeout, max_rows=max_rows)
+            return self._run_once(query, timeout=timeout, max_rows=max_rows, check_id=check_id)
         except SqlFailure as failure:
             if not reused or failure.outcome != Outcome.CONNECTION_REFUSED or self._conn is not None:
                 raise
         self.ensure_open(timeout)
-        return self._run_once(query, timeout=timeout, max_rows=max_rows)
+        return self._run_once(query, timeout=timeout, max_rows=max_rows, check_id=check_id)
 
-    def _run_once(self, query: QueryMap, *, timeout: float, max_rows: int | None) -> Rows:
+    def prepare(self, query: QueryMap, check_id: str = "") -> Prepared:
+        """The statement to send to this server: the guard's rendering, checked against the allow-list."""
+        info = self.info
+        picked = query.select(info.dialect, info.flavor, info.version)
+        if picked is None:
+            raise SqlFailure(Outcome.NOT_FOUND, query.explain_miss(info.dialect, info.flavor, info.version))
+        variant, key = picked
+        try:
+            prepared = variant.statement(key, self.target.allow)
+        except GuardError as exc:
+            raise SqlFailure(Outcome.PERMISSION_DENIED, f"refused by the read-only guard: {exc}") from None
+        self._log_site_uses(prepared, check_id)
+        return prepared
+
+    def _log_site_uses(self, prepared: Prepared, check_id: str) -> None:
+        """Each site exception is logged once per target, the first time a statement relies on it."""
+        if not prepared.site_uses or self.target.allow is None:
+            return
+        with _logged_lock:
+            fresh = [u for u in prepared.site_uses if (self.target.name, u) not in _logged_site_uses]
+            _logged_site_uses.update((self.target.name, u) for u in fresh)
+        for use in fresh:
+            log.warning("target %s: %s reads %s under a site exception to the read-only allow-list (reviewed by %s)",
+                        self.target.name, f"check {check_id}" if check_id else "a check", use, self.target.allow.reviewed_by)
+
+    def _run_once(self, query: QueryMap, *, timeout: float, max_rows: int | None, check_id: str) -> Rows:
         if self._conn is None:
             self.ensure_open(timeout)
         conn = self._conn
         assert conn is not None
-        info = conn.info
-        picked = query.select(info.dialect, info.flavor, info.version)
-        if picked is None:
-            raise SqlFailure(Outcome.NOT_FOUND, query.explain_miss(info.dialect, info.flavor, info.version))
-        sql, key = picked
-        try:
-            check_statement(sql, key)
-        except GuardError as exc:
-            raise SqlFailure(Outcome.PERMISSION_DENIED, f"refused by the read-only guard: {exc}") from None
+        prepared = self.prepare(query, check_id)
         cap = min(max_rows or self.target.max_rows, self.target.max_rows)
         statement_timeout = max(0.001, min(timeout, self.target.statement_timeout))
         self._used = True
         try:
-            return conn.query(sql, statement_timeout, cap)
+            rows = conn.query(prepared.sql, statement_timeout, cap)
         except Exception as exc:
             outcome = classify(exc)
-            if outcome not in _KEEP_CONNECTION or not conn.healthy():
+            if outcome not in _KEEP_CONNECTION or not conn.healthy() or conn.verify():
                 self.close()
             if outcome == Outcome.TIMEOUT:
                 raise SqlFailure(outcome, f"statement cancelled after {statement_timeout:g}s: {describe(exc)}") from None
             raise SqlFailure(outcome, describe(exc)) from None
+        problems = conn.verify()
+        if problems:
+            self.close()
+            raise SqlFailure(Outcome.UNSAFE_SESSION, "the check left the session unsafe (" + "; ".join(problems)
+                             + "); its rows were discarded and the connection closed, to be reopened")
+        return rows
 
     def close(self) -> None:
         conn, self._conn = self._conn, None

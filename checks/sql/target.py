@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from checks.spec import Duration
+from checks.sql.allow import SiteAllowance
 from checks.sql.secrets import register_secret
 
 Dialect = Literal["oracle", "mssql", "postgres", "mysql"]
@@ -86,6 +87,19 @@ class Target(BaseModel):
     trust_server_certificate: bool = Field(
         False, description="mssql: accept a self-signed server certificate (ODBC Driver 18 encrypts by default)."
     )
+    allow: SiteAllowance | None = Field(
+        None,
+        description="Site exceptions to the read-only allow-list: {reviewed_by, relations, functions} this site has "
+        "checked are read-only (job logs, payment tables). Shown by `xunjian check validate`, logged on first use.",
+    )
+
+    @field_validator("allow")
+    @classmethod
+    def _allow_names(cls, v: SiteAllowance | None, info: ValidationInfo) -> SiteAllowance | None:
+        dialect = info.data.get("dialect")
+        if v is not None and dialect is not None:
+            v.names(dialect)
+        return v
 
     @field_validator("password_env")
     @classmethod

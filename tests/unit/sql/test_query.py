@@ -8,7 +8,7 @@ import pytest
 
 from checks.config_error import ConfigError
 from checks.pack import load_pack
-from checks.sql.query import QueryMap
+from checks.sql.query import QueryMap, QueryVariant
 from checks.sql.version import parse_version
 
 Q = QueryMap.model_validate(
@@ -46,18 +46,22 @@ def test_parse_version() -> None:
 )
 def test_select(dialect: str, flavor: str, version: tuple[int, ...], expect: str) -> None:
     picked = Q.select(dialect, flavor, version)
-    assert picked is not None and expect in picked[0]
+    assert picked is not None and expect in (picked[0].sql or "")
+
+
+def sql_of(picked: tuple[QueryVariant, str] | None) -> tuple[str | None, str] | None:
+    return None if picked is None else (picked[0].sql, picked[1])
 
 
 def test_mariadb_falls_back_to_mysql_key() -> None:
     q = QueryMap.model_validate({"mysql": "SELECT 1 AS value"})
-    assert q.select("mysql", "mariadb", (10, 11)) == ("SELECT 1 AS value", "mysql")
+    assert sql_of(q.select("mysql", "mariadb", (10, 11))) == ("SELECT 1 AS value", "mysql")
 
 
 def test_flavor_gate() -> None:
     q = QueryMap.model_validate({"mysql": [{"sql": "SELECT 1", "flavor": "MariaDB"}, {"sql": "SELECT 2"}]})
-    assert q.select("mysql", "mariadb", (10, 11)) == ("SELECT 1", "mysql")
-    assert q.select("mysql", "mysql", (8, 0)) == ("SELECT 2", "mysql")
+    assert sql_of(q.select("mysql", "mariadb", (10, 11))) == ("SELECT 1", "mysql")
+    assert sql_of(q.select("mysql", "mysql", (8, 0))) == ("SELECT 2", "mysql")
 
 
 def test_no_variant_explained() -> None:

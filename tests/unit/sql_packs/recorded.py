@@ -27,6 +27,7 @@ from checks.pack import PackRef, load_checks
 from checks.result import Result
 from checks.spec import CheckSpec
 from checks.sql import dialects
+from checks.sql.dialects import MssqlConnection, OracleConnection
 from checks.sql.guard import SQLGLOT_DIALECTS, check_statement
 from checks.sql.target import Target
 
@@ -105,8 +106,17 @@ class RecordedCursor:
         self._rows = []
 
 
+SESSION_STATEMENTS = ("SET ", "SELECT CAST(SERVERPROPERTY", "SELECT 1 FROM DUAL", "IF @@TRANCOUNT",
+                      OracleConnection.verify_sql.upper(), MssqlConnection.verify_sql.upper())
+"""What the engine itself sends around a check: session rules, version probe, the transaction, verification."""
+
+
 class RecordedConnection:
-    """Answers the engine's session set-up like the real server and every check query with `answer`."""
+    """Answers the engine's session set-up and verification like the real server, every check query with `answer`.
+
+    `session` is what the verification reads back, as a well-behaved server would answer; a test changes it
+    to play a check that turned the session (a lock left held, a changed timeout).
+    """
 
     def __init__(self, dialect: str, version: str, answer: Answer | None) -> None:
         self.dialect = dialect
@@ -114,33 +124,37 @@ class RecordedConnection:
         """python-oracledb exposes the server version as connection.version."""
         self.answer = answer
         self.executed: list[str] = []
+        self.rollbacks = 0
         self.call_timeout = 0
         self.timeout = 0
+        self.snapshot_isolation = 0
+        self.session: tuple[Any, ...] = (0,) if dialect == "oracle" else (2000, 0, 0, -5)
 
     def answer_for(self, sql: str) -> Answer | None:
         text = sql.strip().upper()
-        if text.startswith("SET "):
+        if text.startswith(("SET ", "IF @@TRANCOUNT")):
             return None
         if self.dialect == "mssql" and "SERVERPROPERTY('PRODUCTVERSION')" in text:
-            return Answer([("", str), ("", int)], [(self.version, 3)])
+            return Answer([("", str), ("", int), ("", int)], [(self.version, 3, self.snapshot_isolation)])
         if self.dialect == "oracle" and text == "SELECT 1 FROM DUAL":
             return Answer([("1", oracledb.DB_TYPE_NUMBER)], [(1,)])
+        if text in (OracleConnection.verify_sql.upper(), MssqlConnection.verify_sql.upper()):
+            return Answer([(f"c{i}", int) for i in range(len(self.session))], [self.session])
         return self.answer
 
     def cursor(self) -> RecordedCursor:
         return RecordedCursor(self)
 
     def rollback(self) -> None:
-        return None
+        self.rollbacks += 1
 
     def close(self) -> None:
         return None
 
     @property
     def queries(self) -> list[str]:
-        """The check statements sent, without the session set-up and version probe."""
-        setup = ("SET ", "SELECT CAST(SERVERPROPERTY", "SELECT 1 FROM DUAL")
-        return [s for s in self.executed if not s.strip().upper().startswith(setup)]
+        """The check statements sent, without the session set-up, transaction control and verification."""
+        return [s for s in self.executed if not s.strip().upper().startswith(SESSION_STATEMENTS)]
 
 
 @cache
@@ -172,6 +186,11 @@ def run_recorded(
     for sql in conn.queries:
         check_statement(sql, dialect)
     return results, conn
+
+
+def plain(sql: str) -> str:
+    """A rendered statement without identifier quotes, lower-cased, for "which variant was sent" markers."""
+    return sql.replace('"', "").replace("[", "").replace("]", "").replace("`", "").lower()
 
 
 def output_columns(sql: str, dialect: str) -> list[str]:
