@@ -150,7 +150,10 @@ def load_agent_config(path: str | Path) -> AgentConfig:
     refs = _pack_refs(model.packs, targets, src)
     checks = load_checks(refs, base_dir=base, overrides=model.overrides, overrides_source=src)
     _check_targets_exist(checks, targets)
+    from checks.sql.binding import check_sql_allowed
     from checks.validation import check_commands_allowed
+
+    check_sql_allowed(checks, targets)
 
     check_commands_allowed(checks, model.commands.allow)
     spool_path = _resolve(base, model.spool.path)

@@ -13,6 +13,7 @@ from checks.config_error import ConfigError, ConfigErrors
 from checks.context import RunContext
 from checks.pack import CheckSet, PackRef, load_checks
 from checks.result import Result
+from checks.sql.binding import check_sql_allowed, site_exceptions
 from checks.validation import check_commands_allowed
 from checks.yamlsource import YamlSource, load_yaml
 
@@ -47,6 +48,7 @@ def load_for_run(refs: list[str], *, config: Path | None, target: str | None) ->
         spec = next(s for s in checks.specs if s.target == missing[0])
         hint = "" if cfg else "; give --config agent.yaml that defines it"
         raise checks.error_at(spec, "target", f"check {spec.id!r} needs target {missing[0]!r}, which is not defined{hint}")
+    check_sql_allowed(checks, cfg.targets if cfg is not None else {})
     if cfg is not None:
         check_commands_allowed(checks, cfg.command_allow)
         ctx = cfg.run_context()
@@ -82,12 +84,15 @@ def validate(refs: list[str], *, config: Path | None = None) -> str:
             f"{config}: ok: agent {cfg.agent_id}, {len(cfg.checks.specs)} checks "
             f"({len(cfg.checks.enabled())} enabled) from {len(cfg.checks.packs)} packs, {len(cfg.targets)} targets"
         )
+        lines.extend(site_exceptions(cfg.targets))
     if refs:
         if config:
             checks, _ = load_for_run(refs, config=config, target=None)
         else:
-            # No agent.yaml: database packs are checked as if bound to a target, since binding is agent.yaml's job.
+            # No agent.yaml: database packs are checked as if bound to a target, since binding is agent.yaml's job,
+            # and their SQL against every dialect's built-in allow-list (no site exceptions without agent.yaml).
             checks = load_checks([PackRef(r, UNBOUND_TARGET) for r in refs], base_dir=Path.cwd())
+            check_sql_allowed(checks, {})
         lines.append(f"{', '.join(refs)}: ok: {len(checks.specs)} checks in {len(checks.packs)} packs")
     if not lines:
         raise ConfigError("nothing to validate: name packs and/or --config agent.yaml")

@@ -148,10 +148,9 @@ class PostgresConnection(Connection):
         "SELECT current_setting('default_transaction_read_only'), "
         "(SELECT setting FROM pg_catalog.pg_settings WHERE name = 'statement_timeout'), "
         "(SELECT setting FROM pg_catalog.pg_settings WHERE name = 'lock_timeout'), "
-        "(SELECT count(*) FROM pg_catalog.pg_locks WHERE pid = pg_catalog.pg_backend_pid() AND locktype = 'advisory'), "
-        "now() = statement_timestamp()"
+        "(SELECT count(*) FROM pg_catalog.pg_locks WHERE pid = pg_catalog.pg_backend_pid() AND locktype = 'advisory')"
     )
-    """now() is the transaction's start: equal to the statement's only when no transaction was left open."""
+    """Session-level advisory locks are the only locks that outlive a ROLLBACK."""
 
     def settings(self) -> dict[str, str]:
         t = self.target
@@ -184,7 +183,7 @@ class PostgresConnection(Connection):
         cur.execute("ROLLBACK")
 
     def problems(self, row: tuple[Any, ...]) -> list[str]:
-        read_only, statement_ms, lock_ms, advisory, idle = row
+        read_only, statement_ms, lock_ms, advisory = row
         out = []
         if str(read_only).lower() != "on":
             out.append("default_transaction_read_only is no longer on")
@@ -194,8 +193,9 @@ class PostgresConnection(Connection):
             out.append(f"lock_timeout is {lock_ms} ms, expected {_ms(self.target.lock_timeout)}")
         if int(advisory or 0):
             out.append(f"holds {int(advisory)} advisory lock(s)")
-        if idle is not True and str(idle).lower() not in ("1", "true", "t"):
-            out.append("a transaction is still open")
+        status = getattr(getattr(self.raw, "info", None), "transaction_status", None)
+        if status is not None and getattr(status, "name", "IDLE") != "IDLE":
+            out.append(f"the connection is not idle after ROLLBACK ({status.name})")
         return out
 
 

@@ -103,6 +103,10 @@ class SqlCheck(CheckSpec):
     )
     requires_message: str = Field("a prerequisite of this check is missing on the server", description="Why, for the UNKNOWN result.")
 
+    def sql_queries(self) -> list[tuple[str, QueryMap]]:
+        """The statements this check may send, for the allow-list check when it is bound (checks/sql/binding.py)."""
+        return [("query", self.query)] + ([("requires", self.requires)] if self.requires is not None else [])
+
     def probe(self, ctx: RunContext) -> list[Result]:
         from checks.sql.session import SqlFailure, session_for
 

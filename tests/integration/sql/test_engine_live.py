@@ -193,11 +193,13 @@ def test_permission_denied(driver: str, ctx: RunContext, pg_admin: psycopg.Conne
     with my_admin.cursor() as cur:
         cur.execute(f"CREATE USER '{role}'@'%'")
     try:
-        pg = pg_target(driver, user=role)
+        pg = pg_target(driver, user=role, allow={"reviewed_by": "test", "relations": [f"{pg_schema}.secret"]})
         res = probe(ctx, pg, metric(pg, f"SELECT count(*) AS value FROM {pg_schema}.secret"))
         assert (res.status, res.outcome) == (Status.UNKNOWN, Outcome.PERMISSION_DENIED), res.summary
-        my = my_target(driver, user=role)
+        assert "refused by the read-only guard" not in res.summary, "the server refused, not the guard"
+        my = my_target(driver, user=role, allow={"reviewed_by": "test", "relations": ["mysql.user"]})
         res = probe(ctx, my, metric(my, "SELECT COUNT(*) AS value FROM mysql.user"))
+        assert "refused by the read-only guard" not in res.summary
         assert (res.status, res.outcome) == (Status.UNKNOWN, Outcome.PERMISSION_DENIED), res.summary
     finally:
         from checks.sql.session import close_sessions
@@ -210,7 +212,8 @@ def test_permission_denied(driver: str, ctx: RunContext, pg_admin: psycopg.Conne
 
 
 def test_missing_object_is_not_found(driver: str, ctx: RunContext) -> None:
-    for target in (pg_target(driver), my_target(driver)):
+    site = {"reviewed_by": "test", "relations": ["xj_no_such_table"]}
+    for target in (pg_target(driver, allow=site), my_target(driver, allow=site)):
         res = probe(ctx, target, metric(target, "SELECT count(*) AS value FROM xj_no_such_table"))
         assert (res.status, res.outcome) == (Status.UNKNOWN, Outcome.NOT_FOUND), res.summary
 

@@ -1,0 +1,66 @@
+"""Every statement of every check, against the allow-list of the target it is bound to, when config loads.
+
+The guard's structure checks run when a pack loads; which relations and functions a statement may use
+depends on the target (its dialect, and the site exceptions in agent.yaml), so that check runs once packs
+are bound: when the agent loads agent.yaml and in `xunjian check validate`/`run`. A refusal is a
+ConfigError naming the pack file and line of the check. The same check runs again before each execution
+(checks/sql/session.py), for specs built in code.
+
+A check kind that runs SQL on a target exposes its statements with `sql_queries()`; later kinds (job
+windows, reconciliation) get the same checks by implementing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from checks.config_error import ConfigError, ConfigErrors
+from checks.pack import CheckSet
+from checks.sql.guard import ALLOW_DIALECT, GuardError
+from checks.sql.query import QueryMap
+from checks.sql.target import Target
+
+
+@runtime_checkable
+class RunsSql(Protocol):
+    """A check spec that sends SQL to its target: (field name, query) for each statement it may send."""
+
+    def sql_queries(self) -> list[tuple[str, QueryMap]]: ...
+
+
+def check_sql_allowed(checks: CheckSet, targets: Mapping[str, Any]) -> None:
+    """Raise ConfigErrors for every statement its target's allow-list refuses.
+
+    A check bound to a target is checked in that target's dialect with its site exceptions; a check whose
+    target is not defined here (packs validated without agent.yaml) against every dialect's built-in list.
+    """
+    errors: list[ConfigError] = []
+    for spec in checks.specs:
+        if not isinstance(spec, RunsSql):
+            continue
+        target = targets.get(spec.target or "")
+        target = target if isinstance(target, Target) else None
+        for field, query in spec.sql_queries():
+            for key, index, variant in query.variants():
+                if target is not None and ALLOW_DIALECT[key] != target.dialect:
+                    continue
+                try:
+                    variant.statement(key, target.allow if target is not None else None)
+                except GuardError as exc:
+                    where = f"{field}.{key}" + (f"[{index}]" if len(getattr(query, key) or ()) > 1 else "")
+                    bound = f" on target {target.name}" if target is not None else ""
+                    hint = "" if target is not None else " (checked without agent.yaml: give --config for its site exceptions)"
+                    errors.append(checks.error_at(spec, where, f"check {spec.id!r}{bound}: {exc}{hint}"))
+    if errors:
+        raise ConfigErrors.of(errors)
+
+
+def site_exceptions(targets: Mapping[str, Any]) -> list[str]:
+    """One line per target with site exceptions to the read-only allow-list, for `xunjian check validate`."""
+    lines = []
+    for name in sorted(targets):
+        target = targets[name]
+        if isinstance(target, Target) and target.allow is not None:
+            lines.append(f"target {name}: site exceptions to the read-only allow-list: {target.allow.describe()}")
+    return lines
