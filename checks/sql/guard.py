@@ -208,7 +208,10 @@ def _check_comments(sql: str, read: str) -> None:
         tokens = Dialect.get_or_raise(read).tokenize(sql)
     except SqlglotError:
         raise GuardError("cannot read the statement's tokens (an unterminated string or comment?)") from None
-    for token in tokens:
+    for i, token in enumerate(tokens):
+        if (token.text in ("U", "u") and i + 2 < len(tokens) and tokens[i + 1].token_type.name == "AMP"
+                and tokens[i + 1].start == token.end + 1 and tokens[i + 2].start == tokens[i + 1].end + 1):
+            raise GuardError("refused: a Unicode-escaped name (U&\"...\"); write the name itself")
         for comment in token.comments:
             text = comment.lstrip()
             if text.startswith("!") or text.startswith("M!"):
@@ -227,19 +230,30 @@ def _parse_one(sql: str, read: str, dialect: str) -> exp.Expression:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             first = re.sub(r"\.\s*Line \d+.*", "", first)
             raise GuardError(f"cannot parse as {dialect} SQL ({first}); only statements the guard understands run") from None
-    if warnings:
-        raise GuardError(f"the {dialect} parser could not read the statement fully (it warned); refusing rather than guessing")
     if len(statements) != 1:
         raise GuardError(f"expected exactly one statement, found {len(statements)}")
-    return statements[0]
+    root = statements[0]
+    if not isinstance(_unwrap(root), exp.Query):
+        raise GuardError(f"only SELECT/WITH may run, not {_first_word(sql, read)}")
+    if warnings:
+        raise GuardError(f"the {dialect} parser could not read the statement fully (it warned); refusing rather than guessing")
+    return root
+
+
+def _unwrap(node: exp.Expression) -> exp.Expression:
+    while isinstance(node, exp.Subquery):
+        node = node.this
+    return node
+
+
+def _first_word(sql: str, read: str) -> str:
+    """The statement's first keyword (VACUUM, EXEC, SHUTDOWN), to name what was refused without echoing it."""
+    tokens = Dialect.get_or_raise(read).tokenize(sql)
+    word = tokens[0].text.upper() if tokens else ""
+    return word if re.fullmatch(r"[A-Z_]{1,30}", word) else "a statement of another kind"
 
 
 def _check_structure(root: exp.Expression, read: str) -> None:
-    node = root
-    while isinstance(node, exp.Subquery):
-        node = node.this
-    if not isinstance(node, exp.Query):
-        raise GuardError(f"only SELECT/WITH may run, not {_statement_name(node)}")
     for n in root.walk():
         cls = type(n)
         if cls in _REFUSED_NAMES:
@@ -277,12 +291,6 @@ def _check_table(node: exp.Table, read: str) -> None:
         raise GuardError("refused: a four-part name (a linked server)")
     if node.args.get("version") is not None:
         raise GuardError(f"refused: {_REFUSED_NAMES[exp.Version]}")
-
-
-def _statement_name(node: exp.Expression) -> str:
-    if isinstance(node, exp.Command):
-        return str(node.this).upper()
-    return type(node).__name__.upper()
 
 
 def _construct(node: exp.Expression) -> str:
@@ -353,18 +361,26 @@ def _relations(root: exp.Expression, read: str) -> Iterator[Name]:
 
 
 def _is_cte_reference(table: exp.Table) -> bool:
-    """True only when an enclosing WITH certainly defines this unqualified name before the reference."""
+    """True only when an enclosing WITH certainly defines this unqualified name before the reference.
+
+    Scoping as the servers do it: a CTE is visible in the query it belongs to and in the CTEs after it (and in
+    itself only under WITH RECURSIVE), never outside its WITH; anything else is a real relation.
+    """
     if table.args.get("db") or table.args.get("catalog"):
         return False
     name = table.name.lower()
     child: exp.Expression = table
     node = table.parent
     while node is not None:
-        with_ = node.args.get("with_") if isinstance(node, exp.Query) else None
-        if isinstance(with_, exp.With):
-            ctes = list(with_.expressions)
-            inside = next((i for i, c in enumerate(ctes) if c is child), None)
-            visible = ctes if inside is None else ctes[: inside + (1 if with_.args.get("recursive") else 0)]
+        if isinstance(node, exp.Query):
+            with_ = node.args.get("with_")
+            if isinstance(with_, exp.With) and child is not with_:
+                if any(c.alias_or_name.lower() == name for c in with_.expressions):
+                    return True
+        elif isinstance(node, exp.With) and isinstance(child, exp.CTE):
+            ctes = list(node.expressions)
+            index = next(i for i, c in enumerate(ctes) if c is child)
+            visible = ctes[: index + (1 if node.args.get("recursive") else 0)]
             if any(c.alias_or_name.lower() == name for c in visible):
                 return True
         child = node
