@@ -96,7 +96,7 @@ class AllowList:
 def builtin(dialect: str) -> AllowList:
     """The built-in list for a target dialect (postgres, mysql, oracle, mssql); mariadb reads mysql's."""
     key = ALLOW_DIALECT[dialect]
-    text = resources.files("checks.sql").joinpath("allow", f"{key}.yaml").read_text(encoding="utf-8")
+    text = (resources.files("checks.sql") / "allow" / f"{key}.yaml").read_text(encoding="utf-8")
     data: dict[str, Any] = yaml.safe_load(text)
 
     def names(field: str) -> tuple[Name, ...]:

@@ -18,6 +18,7 @@ Drivers are imported here, lazily, when a target of theirs first connects.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -96,10 +97,8 @@ class Connection:
                 raise
             self.end(cur)
         finally:
-            try:
+            with contextlib.suppress(Exception):
                 cur.close()
-            except Exception:
-                pass
         return Rows(columns=columns, rows=fetched[:max_rows], truncated=len(fetched) > max_rows)
 
     def _end_quietly(self, cur: Any) -> None:

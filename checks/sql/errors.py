@@ -30,6 +30,7 @@ _SQLSTATES: dict[str, Outcome] = {
     "28P01": Outcome.AUTH_FAILED,
     "28000": Outcome.AUTH_FAILED,
     "42501": Outcome.PERMISSION_DENIED,
+    "25006": Outcome.PERMISSION_DENIED,  # read_only_sql_transaction: the check's read-only transaction refused a write
     "42P01": Outcome.NOT_FOUND,  # undefined_table
     "42883": Outcome.NOT_FOUND,  # undefined_function
     "3D000": Outcome.NOT_FOUND,  # invalid_catalog_name
@@ -49,6 +50,7 @@ _MYSQL_ERRNOS: dict[int, Outcome] = {
     1142: Outcome.PERMISSION_DENIED,
     1143: Outcome.PERMISSION_DENIED,
     1227: Outcome.PERMISSION_DENIED,
+    1792: Outcome.PERMISSION_DENIED,  # cannot execute statement in a READ ONLY transaction
     1146: Outcome.NOT_FOUND,
     1049: Outcome.NOT_FOUND,
     1109: Outcome.NOT_FOUND,
@@ -77,6 +79,7 @@ _PATTERNS: tuple[tuple[Outcome, re.Pattern[str]], ...] = tuple(
                                      r"DPY-6005|server is not found or not accessible|no route to host|"
                                      r"network is unreachable"),
         (Outcome.PERMISSION_DENIED, r"permission denied|must be superuser|command denied|access denied;|ORA-01031|"
+                                    r"read-only transaction|READ ONLY transaction|ORA-01456|"
                                     r"permission was denied|VIEW SERVER STATE|insufficient privilege|ORA-01039"),
         (Outcome.NOT_FOUND, r"does not exist|doesn't exist|unknown table|ORA-00942|invalid object name|"
                             r"must be loaded via shared_preload_libraries|unknown database|ORA-12514|ORA-12505"),

@@ -97,10 +97,7 @@ def _listening() -> Iterator[list[str]]:
 
 
 _STATEMENT_WORDS: frozenset[str] = frozenset(
-    """ALTER BACKUP BEGIN BREAK BULK CALL CHECKPOINT CLOSE COMMIT CONTINUE COPY CREATE DBCC DEALLOCATE DECLARE
-    DELETE DENY DISABLE DO DROP ENABLE EXEC EXECUTE FETCH GO GOTO GRANT HANDLER IF INSERT KILL LOAD LOCK MERGE
-    OPEN PREPARE PRINT RAISERROR READTEXT RECONFIGURE RENAME REPLACE RESTORE RETURN REVERT REVOKE ROLLBACK SAVE
-    SELECT SET SETUSER SHUTDOWN THROW TRUNCATE UNLOCK UPDATE UPDATETEXT USE VACUUM WAITFOR WHILE WRITETEXT""".split()
+    ["ALTER", "BACKUP", "BEGIN", "BREAK", "BULK", "CALL", "CHECKPOINT", "CLOSE", "COMMIT", "CONTINUE", "COPY", "CREATE", "DBCC", "DEALLOCATE", "DECLARE", "DELETE", "DENY", "DISABLE", "DO", "DROP", "ENABLE", "EXEC", "EXECUTE", "FETCH", "GO", "GOTO", "GRANT", "HANDLER", "IF", "INSERT", "KILL", "LOAD", "LOCK", "MERGE", "OPEN", "PREPARE", "PRINT", "RAISERROR", "READTEXT", "RECONFIGURE", "RENAME", "REPLACE", "RESTORE", "RETURN", "REVERT", "REVOKE", "ROLLBACK", "SAVE", "SELECT", "SET", "SETUSER", "SHUTDOWN", "THROW", "TRUNCATE", "UNLOCK", "UPDATE", "UPDATETEXT", "USE", "VACUUM", "WAITFOR", "WHILE", "WRITETEXT"]
 )
 """Words that start a statement. Unquoted, where the parser saw a name (`SELECT 1 DELETE FROM t` reads as
 an alias to sqlglot and as a second statement to SQL Server), they are refused: the statement is
@@ -222,7 +219,7 @@ def _check_comments(sql: str, read: str) -> None:
             raise GuardError("refused: a Unicode-escaped string (U&'...')")
 
 
-def _parse_one(sql: str, read: str, dialect: str) -> exp.Expression:
+def _parse_one(sql: str, read: str, dialect: str) -> exp.Expr:
     with _listening() as warnings:
         try:
             statements = [s for s in sqlglot.parse(sql, read=read, error_level=ErrorLevel.RAISE) if s is not None]
@@ -240,7 +237,7 @@ def _parse_one(sql: str, read: str, dialect: str) -> exp.Expression:
     return root
 
 
-def _unwrap(node: exp.Expression) -> exp.Expression:
+def _unwrap(node: exp.Expr) -> exp.Expr:
     while isinstance(node, exp.Subquery):
         node = node.this
     return node
@@ -253,7 +250,7 @@ def _first_word(sql: str, read: str) -> str:
     return word if re.fullmatch(r"[A-Z_]{1,30}", word) else "a statement of another kind"
 
 
-def _check_structure(root: exp.Expression, read: str) -> None:
+def _check_structure(root: exp.Expr, read: str) -> None:
     for n in root.walk():
         cls = type(n)
         if cls in _REFUSED_NAMES:
@@ -293,13 +290,13 @@ def _check_table(node: exp.Table, read: str) -> None:
         raise GuardError(f"refused: {_REFUSED_NAMES[exp.Version]}")
 
 
-def _construct(node: exp.Expression) -> str:
+def _construct(node: exp.Expr) -> str:
     """A readable name for a construct: the sqlglot class in words (JSONExtract -> json extract)."""
     words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", type(node).__name__).lower()
     return f"'{words}'"
 
 
-def _render(root: exp.Expression, read: str) -> str:
+def _render(root: exp.Expr, read: str) -> str:
     """Identifiers normalized as the server folds them, then all quoted; comments dropped."""
     tree = root.copy()
     if read in ("postgres", "oracle"):
@@ -331,7 +328,7 @@ def canonical(name: str, quoted: bool, read: str) -> str:
     return name.lower()
 
 
-def _ident_parts(node: exp.Expression, read: str) -> list[str] | None:
+def _ident_parts(node: exp.Expr, read: str) -> list[str] | None:
     """The name parts of an Identifier/Column/Dot chain (`a.b.c`), or None if it is not a plain name."""
     if isinstance(node, exp.Identifier):
         return [canonical(node.name, bool(node.quoted), read)]
@@ -351,7 +348,7 @@ def _ident_parts(node: exp.Expression, read: str) -> list[str] | None:
     return None
 
 
-def _relations(root: exp.Expression, read: str) -> Iterator[Name]:
+def _relations(root: exp.Expr, read: str) -> Iterator[Name]:
     for table in root.find_all(exp.Table):
         if not isinstance(table.this, exp.Identifier):
             continue  # a function in FROM (unnest, generate_series, a DMF): checked as a function
@@ -369,14 +366,14 @@ def _is_cte_reference(table: exp.Table) -> bool:
     if table.args.get("db") or table.args.get("catalog"):
         return False
     name = table.name.lower()
-    child: exp.Expression = table
+    child: exp.Expr = table
     node = table.parent
     while node is not None:
         if isinstance(node, exp.Query):
             with_ = node.args.get("with_")
-            if isinstance(with_, exp.With) and child is not with_:
-                if any(c.alias_or_name.lower() == name for c in with_.expressions):
-                    return True
+            if (isinstance(with_, exp.With) and child is not with_
+                    and any(c.alias_or_name.lower() == name for c in with_.expressions)):
+                return True
         elif isinstance(node, exp.With) and isinstance(child, exp.CTE):
             ctes = list(node.expressions)
             index = next(i for i, c in enumerate(ctes) if c is child)
@@ -388,7 +385,7 @@ def _is_cte_reference(table: exp.Table) -> bool:
     return False
 
 
-def _functions(root: exp.Expression, read: str) -> Iterator[Name]:
+def _functions(root: exp.Expr, read: str) -> Iterator[Name]:
     aliases = {a.lower() for a in _source_aliases(root)}
     for func in root.find_all(exp.Func):
         name = _function_name(func, read, aliases)
@@ -396,7 +393,7 @@ def _functions(root: exp.Expression, read: str) -> Iterator[Name]:
             yield name
 
 
-def _source_aliases(root: exp.Expression) -> Iterator[str]:
+def _source_aliases(root: exp.Expr) -> Iterator[str]:
     for alias in root.find_all(exp.TableAlias):
         if alias.name:
             yield alias.name
@@ -448,7 +445,7 @@ def _anonymous_name(func: exp.Anonymous) -> str:
     return this.name if isinstance(this, exp.Identifier) else str(this)
 
 
-def _types(root: exp.Expression, read: str) -> Iterator[Name]:
+def _types(root: exp.Expr, read: str) -> Iterator[Name]:
     for node in root.find_all(exp.DataType, exp.ObjectIdentifier):
         if isinstance(node, exp.ObjectIdentifier):
             yield (canonical(node.name, False, read),)

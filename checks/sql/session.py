@@ -17,9 +17,9 @@ from typing import Any
 
 from checks.context import RunContext
 from checks.result import Outcome
+from checks.sql.allow import Prepared
 from checks.sql.dialects import Connection, open_connection
 from checks.sql.errors import SqlFailure, classify, describe
-from checks.sql.allow import Prepared
 from checks.sql.guard import GuardError
 from checks.sql.query import QueryMap
 from checks.sql.rows import Rows, ServerInfo
