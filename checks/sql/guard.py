@@ -253,6 +253,8 @@ def _first_word(sql: str, read: str) -> str:
 def _check_structure(root: exp.Expr, read: str) -> None:
     for n in root.walk():
         cls = type(n)
+        if cls is exp.Parameter and read == "tsql" and _tsql_global(n):
+            continue
         if cls in _REFUSED_NAMES:
             raise GuardError(f"refused: {_REFUSED_NAMES[cls]}")
         if isinstance(n, (exp.DML, exp.DDL)):
@@ -273,6 +275,15 @@ def _check_structure(root: exp.Expr, read: str) -> None:
                 raise GuardError("refused: a function over a database link (name@link)")
         elif cls not in _ALLOWED_NODES:
             raise GuardError(f"refused: {_construct(n)} is not a construct the read-only guard allows")
+
+
+def _tsql_global(node: exp.Parameter) -> bool:
+    """`@@SPID`, `@@VERSION`, `@@TRANCOUNT`: SQL Server's read-only system functions (a nested parameter)."""
+    outer = node if isinstance(node.this, exp.Parameter) else node.parent
+    if not isinstance(outer, exp.Parameter) or not isinstance(outer.this, exp.Parameter):
+        return False
+    name = outer.this.this
+    return isinstance(name, exp.Var) and re.fullmatch(r"[A-Za-z_]+", name.name) is not None
 
 
 def _check_identifier(node: exp.Identifier, read: str) -> None:
@@ -304,6 +315,10 @@ def _render(root: exp.Expr, read: str) -> str:
     keywords = _KEYWORD_COLUMNS[read]
     for ident in tree.find_all(exp.Identifier):
         parent = ident.parent
+        if isinstance(parent, exp.SessionParameter):
+            if ident.quoted or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", ident.name):
+                raise GuardError("refused: a system variable name that is not a plain word")
+            continue  # @@max_connections: a system variable, named as the server spells it
         bare = (not ident.quoted and isinstance(parent, exp.Column) and parent.this is ident
                 and not parent.table and _keyword(ident.name, read) in keywords)
         ident.set("quoted", not bare)
