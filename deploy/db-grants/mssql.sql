@@ -11,7 +11,14 @@
 --   * SELECT on the msdb job and backup history tables.
 --   * A user without any role in each application database the pack connects to (per-database checks).
 -- Deliberately NOT granted: db_datareader or SELECT on application tables (patient data), EXECUTE on
--- anything, SQLAgentReaderRole (it grants procedure execution).
+-- anything, SQLAgentReaderRole (it grants procedure execution), ALTER ANY CONNECTION (KILL of any session),
+-- ADMINISTER BULK OPERATIONS (OPENROWSET(BULK ...) reads server files), CONTROL SERVER (sys.fn_get_audit_file).
+-- Denied explicitly: sp_getapplock / sp_releaseapplock, which every user may otherwise run, in each database
+-- the account has a user in: the account cannot take application locks (docs/databases.md, "Threat model").
+-- VIEW SERVER STATE also lets sys.fn_xe_file_target_read_file read Extended Events files on the server;
+-- Xunjian's allow-list never calls it, and on 2022+ the narrower VIEW SERVER PERFORMANCE STATE does not.
+-- ApplicationIntent=ReadOnly in the agent's connection only routes to a readable secondary: the guard, the
+-- per-check transaction that is always rolled back, and these grants are what keep the account read-only.
 
 USE master;
 GO
@@ -39,6 +46,8 @@ GRANT SELECT ON dbo.sysschedules TO xunjian_mon;
 GRANT SELECT ON dbo.syssessions TO xunjian_mon;
 GRANT SELECT ON dbo.syscategories TO xunjian_mon;
 GRANT SELECT ON dbo.backupset TO xunjian_mon;
+DENY EXECUTE ON sys.sp_getapplock TO xunjian_mon;
+DENY EXECUTE ON sys.sp_releaseapplock TO xunjian_mon;
 GO
 
 -- Each application database the target connects to (repeat for every database you bind the pack to).
@@ -46,4 +55,7 @@ GO
 USE [$(APP_DB)];
 GO
 CREATE USER xunjian_mon FOR LOGIN xunjian_mon;
+GO
+DENY EXECUTE ON sys.sp_getapplock TO xunjian_mon;
+DENY EXECUTE ON sys.sp_releaseapplock TO xunjian_mon;
 GO

@@ -4,8 +4,19 @@
 --   mysql -u root -p < deploy/db-grants/mysql.sql
 -- Works on MySQL 5.7/8.x and MariaDB 10.3+; /*M!NNNNNN ... */ lines run only on MariaDB from that version.
 -- Re-running it is safe.
+--
+-- Deliberately NOT granted, and why (docs/databases.md, "Threat model"):
+--   * FILE: LOAD_FILE(), SELECT ... INTO OUTFILE/DUMPFILE and LOAD DATA INFILE read and write files on the
+--     database host; without FILE the account can do none of them.
+--   * SUPER / CONNECTION ADMIN: KILL of other users' threads, changing global settings.
+--   * SELECT, INSERT, UPDATE, DELETE, EXECUTE on application schemas: no patient data, no stored routines.
+--   * Anything on the mysql schema (mysql.user holds password hashes).
+-- What MySQL/MariaDB cannot take away from any account: killing its OWN threads (KILL) and named locks
+-- (GET_LOCK) need no privilege. Xunjian never sends KILL (not a query), GET_LOCK is not on its allow-list,
+-- and after every check the session is verified with RELEASE_ALL_LOCKS() = 0 or closed.
 
 CREATE USER IF NOT EXISTS 'xunjian_mon'@'%' IDENTIFIED BY 'CHANGE_ME';
+-- At most five connections: the agent keeps one per target.
 ALTER USER 'xunjian_mon'@'%' IDENTIFIED BY 'CHANGE_ME' WITH MAX_USER_CONNECTIONS 5;
 
 -- PROCESS: every session in PROCESSLIST, INNODB_TRX and the InnoDB lock views.

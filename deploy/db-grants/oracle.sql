@@ -10,11 +10,24 @@
 -- Shortcut some sites prefer: GRANT SELECT_CATALOG_ROLE TO xunjian_mon; (broader: every V$ and DBA_ view,
 -- still read-only). On 12.1.0.2+ you may replace SELECT by READ, which also refuses SELECT ... FOR UPDATE.
 --
+-- Deliberately NOT granted, and why (docs/databases.md, "Threat model"):
+--   * ALTER SYSTEM / ALTER SESSION privileges beyond the default: no KILL SESSION, not even of its own
+--     sessions; no parameter changes.
+--   * EXECUTE on DBMS_LOCK, DBMS_PIPE, DBMS_ALERT, DBMS_SQL, DBMS_SCHEDULER, UTL_FILE, UTL_HTTP, UTL_TCP:
+--     none is granted here. Some older databases still grant UTL_* to PUBLIC; the CIS benchmark's
+--     REVOKE EXECUTE ON UTL_FILE/UTL_HTTP/UTL_TCP/UTL_SMTP FROM PUBLIC is the DBA's call for the whole
+--     database, and Xunjian's allow-list never calls them.
+--   * READ/WRITE on any DIRECTORY object: without one, BFILEs and UTL_FILE cannot reach server files.
+--   * SELECT ANY TABLE / SELECT ANY DICTIONARY: too broad (SYS.USER$ holds password hashes).
+-- V_$LOCK below is read by Xunjian itself after every check: a user lock (DBMS_LOCK) left held closes the
+-- session (unsafe_session). Without it every check reports unsafe_session ("cannot verify the session").
+--
 -- Password: the script prompts for it. Oracle's DEFAULT profile expires passwords after 180 days; give the
 -- account a profile that matches the hospital's password policy (等保) and rotate it in agent.yaml's
 -- password_file, or the monitoring itself will stop with ORA-28001. oracle.users.password_expiry watches it.
 
 CREATE USER xunjian_mon IDENTIFIED BY "&xunjian_mon_password";
+-- Logging in, and nothing else at the system level.
 GRANT CREATE SESSION TO xunjian_mon;
 
 -- Instance, database role, parameters
@@ -41,6 +54,7 @@ GRANT SELECT ON SYS.V_$DATABASE_BLOCK_CORRUPTION TO xunjian_mon;
 
 -- Sessions, locks, memory, SQL
 GRANT SELECT ON SYS.V_$SESSION TO xunjian_mon;
+GRANT SELECT ON SYS.V_$LOCK TO xunjian_mon;
 GRANT SELECT ON SYS.V_$SESSION_LONGOPS TO xunjian_mon;
 GRANT SELECT ON SYS.V_$SGASTAT TO xunjian_mon;
 GRANT SELECT ON SYS.V_$PGASTAT TO xunjian_mon;

@@ -93,7 +93,8 @@ def pg_lab(pg_admin: psycopg.Connection[Any], pg_schema: str, account: str,
         password = secrets.token_urlsafe(12)
         script = (ROOT / "deploy" / "db-grants" / "postgres.sql").read_text().replace("xunjian_mon", role)
         subprocess.run(["psql", "-X", "-q", "-h", PG["host"], "-p", str(PG["port"]), "-U", "postgres", "-d", "test",
-                        "-v", f"mon_password={password}", "-f", "-"], input=script.encode(), check=True,
+                        "-v", f"mon_password={password}", "-v", "lock_down_public=off",  # shared server: PUBLIC stays
+                        "-f", "-"], input=script.encode(), check=True,
                        capture_output=True, env={**os.environ, "PGCONNECT_TIMEOUT": "5"})
         monkeypatch.setenv("XJ_TEST_ATTACK_PW", password)
         extra = {"user": role, "password_env": "XJ_TEST_ATTACK_PW"}

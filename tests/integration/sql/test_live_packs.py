@@ -98,7 +98,10 @@ def test_postgres_pack_as_least_privilege_account(driver: str, ctx: RunContext, 
     script = ROOT / "deploy" / "db-grants" / "postgres.sql"
     psql = ["psql", "-X", "-q", "-h", PG["host"], "-p", str(PG["port"]), "-U", "postgres", "-d", "test"]
     try:
-        subprocess.run([*psql, "-v", f"mon_password={password}", "-f", str(script)], check=True, capture_output=True,
+        # lock_down_public=off: the lock-down changes PUBLIC's rights, which a shared server must keep
+        # (test_grants_lockdown_live.py proves it on a throwaway cluster).
+        subprocess.run([*psql, "-v", f"mon_password={password}", "-v", "lock_down_public=off", "-f", str(script)],
+                       check=True, capture_output=True,
                        env={**os.environ, "PGCONNECT_TIMEOUT": "5"})
         monkeypatch.setenv("XJ_TEST_MON_PW", password)
         target = pg_target(driver, name="db", user="xunjian_mon", password_env="XJ_TEST_MON_PW")

@@ -8,6 +8,7 @@ from pathlib import Path
 import sqlglot
 from sqlglot import exp
 
+from checks.sql.dialects import OracleConnection
 from checks.sql.guard import SQLGLOT_DIALECTS
 from tests.unit.sql_packs.recorded import pack_specs
 
@@ -37,8 +38,10 @@ def objects_read(pack: str) -> set[str]:
 def test_oracle_grants_are_exactly_the_views_the_pack_reads() -> None:
     text = (GRANTS / "oracle.sql").read_text(encoding="utf-8")
     granted = {m.lower() for m in re.findall(r"^GRANT SELECT ON SYS\.([\w$]+) TO xunjian_mon;$", text, re.MULTILINE)}
-    # V$ names are public synonyms of SYS.V_$ views, and those are what can be granted.
-    used = {name.replace("v$", "v_$") for name in objects_read("oracle")}
+    # V$ names are public synonyms of SYS.V_$ views, and those are what can be granted. V$LOCK is read by the
+    # engine's own verification after every check (checks/sql/dialects.py).
+    used = {name.replace("v$", "v_$") for name in objects_read("oracle")} | {"v_$lock"}
+    assert "v$lock" in OracleConnection.verify_sql.lower()
     assert granted == used, f"missing grants: {sorted(used - granted)}; granted but unused: {sorted(granted - used)}"
 
 
@@ -78,5 +81,20 @@ def test_mssql_grants_no_data_access_or_execution() -> None:
                   if not line.startswith("--")]
     body = "\n".join(statements).upper()
     for forbidden in ("DB_DATAREADER", "ALTER ROLE", "SP_ADDROLEMEMBER", "GRANT EXECUTE", "CONTROL", "DB_OWNER",
-                      "SYSADMIN", "SQLAGENTREADERROLE"):
+                      "SYSADMIN", "SQLAGENTREADERROLE", "ALTER ANY CONNECTION", "ADMINISTER BULK"):
+        assert forbidden not in body, forbidden
+
+
+def test_mssql_denies_application_locks_in_every_database_it_has_a_user_in() -> None:
+    text = (GRANTS / "mssql.sql").read_text(encoding="utf-8")
+    for section in text.split("CREATE USER xunjian_mon FOR LOGIN xunjian_mon;")[1:]:
+        assert "DENY EXECUTE ON sys.sp_getapplock TO xunjian_mon;" in section
+        assert "DENY EXECUTE ON sys.sp_releaseapplock TO xunjian_mon;" in section
+
+
+def test_mysql_grants_no_file_or_admin_privilege() -> None:
+    body = "\n".join(line for line in (GRANTS / "mysql.sql").read_text(encoding="utf-8").splitlines()
+                     if not line.startswith("--")).upper()
+    for forbidden in ("FILE", "SUPER", "ALL PRIVILEGES", "CONNECTION ADMIN", "ON MYSQL.", "EXECUTE", " INSERT", " UPDATE",
+                      " DELETE"):
         assert forbidden not in body, forbidden
