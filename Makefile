@@ -43,6 +43,7 @@ protos: venv
 bench: venv
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/agent_footprint.py
+	$(BIN)/python bench/sql_guard.py
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache

@@ -144,9 +144,8 @@ def _same_number(actual: Any, expected: float) -> bool:
 
 class PostgresConnection(Connection):
     verify_sql = (
-        "SELECT current_setting('default_transaction_read_only'), "
-        "(SELECT setting FROM pg_catalog.pg_settings WHERE name = 'statement_timeout'), "
-        "(SELECT setting FROM pg_catalog.pg_settings WHERE name = 'lock_timeout'), "
+        "SELECT current_setting('default_transaction_read_only'), current_setting('statement_timeout'), "
+        "current_setting('lock_timeout'), "
         "(SELECT count(*) FROM pg_catalog.pg_locks WHERE pid = pg_catalog.pg_backend_pid() AND locktype = 'advisory')"
     )
     """Session-level advisory locks are the only locks that outlive a ROLLBACK."""
@@ -168,6 +167,9 @@ class PostgresConnection(Connection):
         lowered = str(banner).lower()
         flavor = "opengauss" if "opengauss" in lowered else "kingbase" if "kingbase" in lowered else "postgres"
         self.info = ServerInfo("postgres", flavor, parse_version(str(version_text)), str(version_text))
+        self._expected = tuple(str(v) for v in self._exec("SELECT current_setting('statement_timeout'), "
+                                                          "current_setting('lock_timeout')")[0])
+        """The session's bounds as the server spells them right after connecting; every check must leave them so."""
 
     def begin(self, cur: Any, timeout: float) -> None:
         t = self.target
@@ -186,10 +188,12 @@ class PostgresConnection(Connection):
         out = []
         if str(read_only).lower() != "on":
             out.append("default_transaction_read_only is no longer on")
-        if not _same_number(statement_ms, _ms(self.target.statement_timeout)):
-            out.append(f"statement_timeout is {statement_ms} ms, expected {_ms(self.target.statement_timeout)}")
-        if not _same_number(lock_ms, _ms(self.target.lock_timeout)):
-            out.append(f"lock_timeout is {lock_ms} ms, expected {_ms(self.target.lock_timeout)}")
+        expected_statement, expected_lock = getattr(self, "_expected", (self.settings()["statement_timeout"],
+                                                                          self.settings()["lock_timeout"]))
+        if str(statement_ms) != expected_statement:
+            out.append(f"statement_timeout is {statement_ms}, expected {expected_statement}")
+        if str(lock_ms) != expected_lock:
+            out.append(f"lock_timeout is {lock_ms}, expected {expected_lock}")
         if int(advisory or 0):
             out.append(f"holds {int(advisory)} advisory lock(s)")
         status = getattr(getattr(self.raw, "info", None), "transaction_status", None)

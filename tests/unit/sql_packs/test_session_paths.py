@@ -139,10 +139,11 @@ class _Raw:
 
 def test_postgres_verification_rules() -> None:
     conn = PostgresConnection(_Raw(), _target("postgres"), "native")
-    assert conn.problems(("on", "30000", "2000", 0)) == []
-    assert conn.problems(("off", "30000", "2000", 0)) == ["default_transaction_read_only is no longer on"]
-    assert conn.problems(("on", "0", "2000", 0)) == ["statement_timeout is 0 ms, expected 30000"]
-    assert conn.problems(("on", "30000", "0", 2)) == ["lock_timeout is 0 ms, expected 2000", "holds 2 advisory lock(s)"]
+    conn._expected = ("30s", "2s")  # as current_setting() spells them right after connecting
+    assert conn.problems(("on", "30s", "2s", 0)) == []
+    assert conn.problems(("off", "30s", "2s", 0)) == ["default_transaction_read_only is no longer on"]
+    assert conn.problems(("on", "0", "2s", 0)) == ["statement_timeout is 0, expected 30s"]
+    assert conn.problems(("on", "30s", "0", 2)) == ["lock_timeout is 0, expected 2s", "holds 2 advisory lock(s)"]
 
 
 def test_mysql_verification_rules() -> None:
