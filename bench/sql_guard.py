@@ -14,16 +14,13 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from checks.sql import allow, guard  # noqa: E402
-from checks.sql.allow import prepare  # noqa: E402
-from checks.sql.query import QueryMap  # noqa: E402
+from checks.sql import allow, guard
+from checks.sql.allow import prepare
+from checks.sql.query import QueryMap
 
 
 def pack_statements() -> list[tuple[str, str]]:
