@@ -253,7 +253,7 @@ def _first_word(sql: str, read: str) -> str:
 def _check_structure(root: exp.Expr, read: str) -> None:
     for n in root.walk():
         cls = type(n)
-        if cls is exp.Parameter and read == "tsql" and _tsql_global(n):
+        if isinstance(n, exp.Parameter) and read == "tsql" and _tsql_global(n):
             continue
         if cls in _REFUSED_NAMES:
             raise GuardError(f"refused: {_REFUSED_NAMES[cls]}")
