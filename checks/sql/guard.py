@@ -195,8 +195,11 @@ def _verify(sql: str, dialect: str) -> Verified:
     again = _parse_one(rendered, read, dialect)
     if _render(again, read) != rendered:
         raise GuardError("the statement does not render stably; refusing what cannot be sent as checked")
-    return Verified(sql=rendered, relations=frozenset(_relations(root, read)), functions=frozenset(_functions(root, read)),
-                    types=frozenset(_types(root, read)))
+    # Names from both trees: anything the rendering itself introduced is checked as what the server will read.
+    return Verified(sql=rendered,
+                    relations=frozenset((*_relations(root, read), *_relations(again, read))),
+                    functions=frozenset((*_functions(root, read), *_functions(again, read))),
+                    types=frozenset((*_types(root, read), *_types(again, read))))
 
 
 def _check_comments(sql: str, read: str) -> None:
