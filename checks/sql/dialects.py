@@ -8,7 +8,7 @@ check after it.
 
 | dialect  | driver          | per check                                                      | verified after                       |
 |----------|-----------------|----------------------------------------------------------------|--------------------------------------|
-| postgres | psycopg / ODBC  | BEGIN READ ONLY; SET LOCAL statement_timeout, lock_timeout...  | read-only default, timeouts, pg_locks advisory, no open transaction |
+| postgres | psycopg / ODBC  | BEGIN READ ONLY; SET LOCAL search_path (pinned), statement_timeout, lock_timeout... | read-only default, timeouts, pg_locks advisory, no open transaction |
 | mysql    | PyMySQL / ODBC  | SET SESSION max_statement_time / max_execution_time, lock waits; START TRANSACTION READ ONLY | read-only, timeouts, autocommit, RELEASE_ALL_LOCKS() = 0 |
 | oracle   | oracledb / ODBC | call timeout; SET TRANSACTION READ ONLY                        | no UL (DBMS_LOCK) lock in v$lock     |
 | mssql    | pyodbc          | query timeout; SET LOCK_TIMEOUT, DEADLOCK_PRIORITY LOW, isolation (SNAPSHOT where enabled); BEGIN TRANSACTION | @@TRANCOUNT 0, lock timeout, no application lock, deadlock priority |
@@ -142,6 +142,20 @@ def _same_number(actual: Any, expected: float) -> bool:
         return False
 
 
+STATISTICS_EXTENSIONS = ("pg_stat_statements", "pg_buffercache")
+"""Extensions whose views are on the allow-list by unqualified name; their schemas join the pinned search_path."""
+
+
+def pinned_search_path(extension_schemas: list[str]) -> str:
+    """pg_catalog first, then the statistics extensions' schemas, pg_temp last (never first, as it is by default).
+
+    Unqualified names then resolve to the catalog objects the allow-list means, whatever search_path a role or
+    database setting (or a schema owner's object named like a catalog view) would otherwise give them.
+    """
+    quoted = ['"' + s.replace('"', '""') + '"' for s in extension_schemas if s != "pg_catalog"]
+    return ", ".join(["pg_catalog", *dict.fromkeys(quoted), "pg_temp"])
+
+
 class PostgresConnection(Connection):
     verify_sql = (
         "SELECT current_setting('default_transaction_read_only'), current_setting('statement_timeout'), "
@@ -149,6 +163,7 @@ class PostgresConnection(Connection):
         "(SELECT count(*) FROM pg_catalog.pg_locks WHERE pid = pg_catalog.pg_backend_pid() AND locktype = 'advisory')"
     )
     """Session-level advisory locks are the only locks that outlive a ROLLBACK."""
+    search_path = "pg_catalog, pg_temp"
 
     def settings(self) -> dict[str, str]:
         t = self.target
@@ -170,11 +185,16 @@ class PostgresConnection(Connection):
         self._expected = tuple(str(v) for v in self._exec("SELECT current_setting('statement_timeout'), "
                                                           "current_setting('lock_timeout')")[0])
         """The session's bounds as the server spells them right after connecting; every check must leave them so."""
+        names = ", ".join(f"'{e}'" for e in STATISTICS_EXTENSIONS)
+        schemas = self._exec("SELECT DISTINCT n.nspname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n "
+                             f"ON n.oid = e.extnamespace WHERE e.extname IN ({names}) ORDER BY 1")
+        self.search_path = pinned_search_path([str(r[0]) for r in schemas])
 
     def begin(self, cur: Any, timeout: float) -> None:
         t = self.target
         cur.execute(
             "BEGIN TRANSACTION READ ONLY; "
+            f"SET LOCAL search_path = {self.search_path}; "
             f"SET LOCAL statement_timeout = '{_ms(timeout)}ms'; "
             f"SET LOCAL lock_timeout = '{_ms(t.lock_timeout)}ms'; "
             f"SET LOCAL idle_in_transaction_session_timeout = '{_ms(max(60.0, 2 * t.statement_timeout))}ms'"

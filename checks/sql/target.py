@@ -98,7 +98,11 @@ class Target(BaseModel):
     def _allow_names(cls, v: SiteAllowance | None, info: ValidationInfo) -> SiteAllowance | None:
         dialect = info.data.get("dialect")
         if v is not None and dialect is not None:
-            v.names(dialect)
+            relations, functions = v.names(dialect)
+            unqualified = [".".join(n) for n in (*relations, *functions) if len(n) == 1]
+            if dialect == "postgres" and unqualified:
+                raise ValueError(f"name {', '.join(unqualified)} with its schema (e.g. his.job_log): every check runs "
+                                 "with search_path pinned to pg_catalog, so an unqualified name would not reach it")
         return v
 
     @field_validator("password_env")

@@ -183,6 +183,25 @@ def test_pg_allowed_function_that_keeps_a_lock_makes_the_session_unsafe(
     assert again.outcome == Outcome.OK and again.value != pid, "the next check runs on a new connection"
 
 
+def test_pg_catalog_names_resolve_in_pg_catalog_whatever_the_search_path(
+        driver: str, ctx: RunContext, pg_admin: psycopg.Connection[Any], pg_lab: dict[str, Any]) -> None:
+    """A schema owner's view named like a catalog view, first on a search_path that a role or database default
+    (ALTER ROLE/DATABASE ... SET search_path) gives the session, is never what a check reads."""
+    s = pg_lab["schema"]
+    pg_admin.execute(f"CREATE VIEW {s}.pg_stat_activity AS SELECT 4242 AS pid")
+    pg_admin.execute(f"GRANT USAGE ON SCHEMA {s} TO PUBLIC")
+    pg_admin.execute(f"GRANT SELECT ON {s}.pg_stat_activity TO PUBLIC")
+    target = pg_target(driver, **pg_lab["target"])
+    spec = metric(target, "SELECT count(*) AS value FROM pg_stat_activity WHERE pid = 4242")
+    assert probe(ctx, target, spec).value == 0
+    session = ctx.resources[f"sql:{target.name}"]
+    assert isinstance(session, Session) and session._conn is not None
+    session._conn._exec(f'SET search_path = "{s}", pg_catalog')
+    assert session._conn._exec("SELECT count(*) FROM pg_stat_activity WHERE pid = 4242") == [(1,)], "the shadow is real"
+    res = probe(ctx, target, spec)
+    assert (res.outcome, res.value) == (Outcome.OK, 0), res.summary
+
+
 def test_pg_allowed_file_writer_is_stopped_by_the_grants_only(
         driver: str, account: str, ctx: RunContext, pg_admin: psycopg.Connection[Any], pg_lab: dict[str, Any]) -> None:
     """What the guard and the transaction cannot stop: a function the site allowed, run as superuser, may write a

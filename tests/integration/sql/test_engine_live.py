@@ -212,9 +212,10 @@ def test_permission_denied(driver: str, ctx: RunContext, pg_admin: psycopg.Conne
 
 
 def test_missing_object_is_not_found(driver: str, ctx: RunContext) -> None:
-    site = {"reviewed_by": "test", "relations": ["xj_no_such_table"]}
+    site = {"reviewed_by": "test", "relations": ["test.xj_no_such_table", "public.xj_no_such_table"]}
     for target in (pg_target(driver, allow=site), my_target(driver, allow=site)):
-        res = probe(ctx, target, metric(target, "SELECT count(*) AS value FROM xj_no_such_table"))
+        schema = "public" if target.dialect == "postgres" else "test"
+        res = probe(ctx, target, metric(target, f"SELECT count(*) AS value FROM {schema}.xj_no_such_table"))
         assert (res.status, res.outcome) == (Status.UNKNOWN, Outcome.NOT_FOUND), res.summary
 
 

@@ -110,3 +110,17 @@ def test_each_site_exception_is_logged_once_when_used(tmp_path: Path, caplog: py
     lines = [r.getMessage() for r in caplog.records if r.name == "xunjian.sql"]
     assert lines == ["target his_pg: check his.migration.ran reads his.job_log under a site exception to the "
                      "read-only allow-list (reviewed by Li Wei (DBA), 2026-11-30)"]
+
+
+def test_postgres_site_names_need_their_schema(tmp_path: Path) -> None:
+    """Checks run with search_path pinned to pg_catalog: an unqualified site table would never be the one meant."""
+    path = agent_yaml(tmp_path, "    allow:\n      reviewed_by: Li Wei\n      relations: [job_log]\n")
+    with pytest.raises(ConfigError, match=r"targets.his_pg.allow: .*name job_log with its schema"):
+        load_agent_config(path)
+
+
+def test_pinned_search_path_puts_the_catalog_first_and_pg_temp_last() -> None:
+    from checks.sql.dialects import pinned_search_path
+
+    assert pinned_search_path([]) == "pg_catalog, pg_temp"
+    assert pinned_search_path(["public", "pg_catalog", 'we"ird']) == 'pg_catalog, "public", "we""ird", pg_temp'
