@@ -283,8 +283,11 @@ class MysqlConnection(Connection):
 
 class OracleConnection(Connection):
     ping_sql = "SELECT 1 FROM dual"
-    verify_sql = "SELECT COUNT(*) FROM v$lock WHERE sid = SYS_CONTEXT('USERENV', 'SID') AND type = 'UL'"
-    """User locks (DBMS_LOCK) are the only locks that outlive a ROLLBACK; needs SELECT on V_$LOCK."""
+    verify_sql = ("SELECT (SELECT COUNT(*) FROM v$lock WHERE sid = SYS_CONTEXT('USERENV', 'SID') AND type = 'UL'), "
+                  "SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA'), SYS_CONTEXT('USERENV', 'SESSION_USER') FROM dual")
+    """User locks (DBMS_LOCK) are the only locks that outlive a ROLLBACK (needs SELECT on V_$LOCK); ALTER SESSION
+    SET CURRENT_SCHEMA (run by an allowed function through EXECUTE IMMEDIATE) is not transactional and would make
+    unqualified names resolve in another schema for every later check."""
 
     def setup(self) -> None:
         if self.driver == "native":
@@ -310,10 +313,12 @@ class OracleConnection(Connection):
         self.raw.rollback()
 
     def problems(self, row: tuple[Any, ...]) -> list[str]:
-        (user_locks,) = row
+        user_locks, current_schema, session_user = row
         out = []
         if int(user_locks or 0):
             out.append(f"holds {int(user_locks)} user lock(s) (DBMS_LOCK)")
+        if str(current_schema) != str(session_user):
+            out.append(f"CURRENT_SCHEMA is {current_schema}, expected {session_user}")
         if self.driver == "native" and self.raw.call_timeout != _ms(self.statement_timeout):
             out.append("the call timeout changed")
         return out

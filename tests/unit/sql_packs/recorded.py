@@ -128,7 +128,7 @@ class RecordedConnection:
         self.call_timeout = 0
         self.timeout = 0
         self.snapshot_isolation = 0
-        self.session: tuple[Any, ...] = (0,) if dialect == "oracle" else (2000, 0, 0, -5)
+        self.session: tuple[Any, ...] = (0, "XUNJIAN_MON", "XUNJIAN_MON") if dialect == "oracle" else (2000, 0, 0, -5)
 
     def answer_for(self, sql: str) -> Answer | None:
         text = sql.strip().upper()

@@ -44,7 +44,7 @@ def test_oracle_check_runs_in_a_read_only_transaction_rolled_back_and_verified(m
 
 def test_oracle_user_lock_left_held_is_unsafe_session(monkeypatch: pytest.MonkeyPatch) -> None:
     conn = RecordedConnection("oracle", "19.0.0.0.0", Answer([("value", N)], [(1,)]))
-    conn.session = (1,)
+    conn.session = (1, "XUNJIAN_MON", "XUNJIAN_MON")
     monkeypatch.setattr(dialects, "_open_oracledb", lambda target, password, timeout: conn)
     ctx = RunContext(targets={"his_db": target_for("oracle")})
     (result,) = _metric("oracle", "SELECT 1 AS value FROM dual", "his_db").probe(ctx)
@@ -52,6 +52,17 @@ def test_oracle_user_lock_left_held_is_unsafe_session(monkeypatch: pytest.Monkey
     assert "holds 1 user lock(s) (DBMS_LOCK)" in result.summary and "connection closed" in result.summary
     assert result.value is None, "the check's rows are discarded"
     assert not ctx.resources["sql:his_db"].is_open
+
+
+def test_oracle_current_schema_changed_is_unsafe_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ALTER SESSION SET CURRENT_SCHEMA outlives the ROLLBACK and would re-point every unqualified name."""
+    conn = RecordedConnection("oracle", "19.0.0.0.0", Answer([("value", N)], [(1,)]))
+    conn.session = (0, "HIS", "XUNJIAN_MON")
+    monkeypatch.setattr(dialects, "_open_oracledb", lambda target, password, timeout: conn)
+    ctx = RunContext(targets={"his_db": target_for("oracle")})
+    (result,) = _metric("oracle", "SELECT 1 AS value FROM dual", "his_db").probe(ctx)
+    assert (result.status, result.outcome) == (Status.UNKNOWN, Outcome.UNSAFE_SESSION)
+    assert "CURRENT_SCHEMA is HIS, expected XUNJIAN_MON" in result.summary
 
 
 def test_mssql_check_runs_in_a_transaction_rolled_back_and_verified(monkeypatch: pytest.MonkeyPatch) -> None:
