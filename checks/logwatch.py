@@ -127,11 +127,13 @@ class HostLog(CheckSpec):
         except FileNotFoundError:
             return [unknown(self.id, Outcome.NOT_FOUND, f"{path} does not exist", target=target, key=self.path)]
         except PermissionError:
-            return [unknown(self.id, Outcome.PERMISSION_DENIED, f"{path}: permission denied", target=target,
-                            key=self.path)]
+            return [self._denied(path, target)]
         last = state.load()
         if last.get("path") != self.path or "offset" not in last:
-            state.save(self._position(path, st, st.st_size))
+            try:
+                state.save(self._position(path, st, st.st_size))
+            except PermissionError:
+                return [self._denied(path, target)]
             return [self.measured(0.0, unit="lines", key=self.path, summary=f"watching {path} from byte {st.st_size}",
                                   metrics={"matches": 0.0, "lines_read": 0.0, "bytes_read": 0.0, "rotated": 0.0})]
         scan = _Scan()
@@ -153,8 +155,7 @@ class HostLog(CheckSpec):
                 start = 0
             offset = self._read(path, start, scan, include, exclude, complete_only=True)
         except PermissionError:
-            return [unknown(self.id, Outcome.PERMISSION_DENIED, f"{path}: permission denied", target=target,
-                            key=self.path)]
+            return [self._denied(path, target)]
         except OSError as exc:
             return [unknown(self.id, Outcome.INTERNAL_ERROR, f"{path}: {exc}", target=target, key=self.path)]
         state.save(self._position(path, path.stat(), offset))
@@ -166,6 +167,12 @@ class HostLog(CheckSpec):
         metrics = {"matches": float(scan.matches), "lines_read": float(scan.lines), "bytes_read": float(scan.bytes),
                    "rotated": 1.0 if rotated else 0.0}
         return [self.measured(float(scan.matches), unit="lines", key=self.path, summary=summary, metrics=metrics)]
+
+    def _denied(self, path: Path, target: str) -> Result:
+        """The agent's user may not read the log: an operator fix (group or ACL), never an internal error."""
+        return unknown(self.id, Outcome.PERMISSION_DENIED,
+                       f"{path}: permission denied (the agent's user needs read access; see docs/deploy.md)",
+                       target=target, key=self.path)
 
     def _position(self, path: Path, st: os.stat_result, offset: int) -> dict[str, Any]:
         head_len = min(offset, HEAD_BYTES)

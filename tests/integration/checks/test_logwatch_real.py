@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,7 @@ import pytest
 from checks.context import RunContext
 from checks.logwatch import HostLog
 from checks.result import Outcome, Result, Status
-from tests.conftest import require
+from tests.conftest import ROOT, require
 
 pytestmark = pytest.mark.integration
 
@@ -178,3 +181,55 @@ def test_patient_identifiers_are_redacted_in_samples(tmp_path: Path) -> None:
     run(quiet, RunContext())
     append(log, "ERROR secret detail")
     assert run(quiet, RunContext()).summary == "1 matching line in 1 new (warning > 0)"
+
+
+def as_unprivileged_user(args: list[str], groups: list[int]) -> list[str]:
+    """Run `args` as nobody with only `groups` (as the agent runs as its own user), or as we are when not root."""
+    if os.geteuid() != 0:
+        return args
+    setpriv = shutil.which("setpriv")
+    require(setpriv is not None, "setpriv (util-linux) to run a probe as another user")
+    group_opt = ["--groups", ",".join(map(str, groups))] if groups else ["--clear-groups"]
+    return [str(setpriv), "--reuid=65534", "--regid=65534", *group_opt, *args]
+
+
+def test_unreadable_log_is_permission_denied_until_its_group_may_read() -> None:
+    """What an operator sees before granting the agent's user read access to a HIS log (docs/deploy.md)."""
+    with tempfile.TemporaryDirectory(prefix="xj-logperm-") as where:  # pytest's own tmp is private to root
+        unreadable_then_granted(Path(where))
+
+
+def unreadable_then_granted(tmp_path: Path) -> None:
+    logs = tmp_path / "his-logs"
+    logs.mkdir()
+    log = logs / "his-app.log"
+    append(log, "2026-11-22 02:00:01 ERROR ORA-03113")
+    log.chmod(0o640)
+    reader_gid = 4 if os.geteuid() == 0 else os.getgid()
+    if os.geteuid() == 0:
+        os.chown(log, -1, reader_gid)
+    for d in (tmp_path, logs):
+        d.chmod(0o755)
+    pack = tmp_path / "pack.yaml"
+    pack.write_text(f"pack: p\nchecks:\n  - {{id: his.app.errors, kind: host.log, path: {log}, include: [ERROR]}}\n")
+    pack.chmod(0o644)
+    command = [sys.executable, "-m", "xunjian", "check", "run", "--json", str(pack)]
+
+    def once(groups: list[int]) -> dict[str, object]:
+        out = subprocess.run(as_unprivileged_user(command, groups), capture_output=True, text=True, cwd=ROOT,
+                             timeout=60)
+        assert out.stdout, out.stderr
+        return dict(json.loads(out.stdout.splitlines()[-1]))
+
+    if os.geteuid() == 0:
+        for _ in range(2):
+            denied = once([])
+            assert (denied["status"], denied["outcome"]) == ("UNKNOWN", "permission_denied"), denied
+            assert "needs read access" in str(denied["summary"])
+    else:
+        log.chmod(0o000)
+        denied = once([])
+        assert denied["outcome"] == "permission_denied", denied
+        log.chmod(0o640)
+    granted = once([reader_gid])
+    assert (granted["status"], granted["outcome"]) == ("OK", "ok"), granted
