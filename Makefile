@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA ?= .xunjian
 
-.PHONY: up test lint typecheck unit integration e2e venv deps-test services protos bench clean
+.PHONY: up test lint typecheck unit integration e2e venv deps-test services protos bench dist clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -45,5 +45,10 @@ bench: venv
 	$(BIN)/python bench/agent_footprint.py
 	$(BIN)/python bench/sql_guard.py
 
+## Wheel + wheelhouse + bundle for an offline (intranet) install; see docs/deploy.md for the target variables
+## (DIST_PYTHON_VERSION, DIST_ARCH, DIST_GLIBC, DIST_EXTRAS).
+dist: venv
+	PYTHON=$(BIN)/python bash scripts/dist.sh
+
 clean:
-	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DATA) dist .pytest_cache .mypy_cache .ruff_cache
