@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs and starts what the tests need on a Debian/Ubuntu machine: ODBC drivers, Monitoring Plugins,
-# Prometheus (promtool), Alertmanager, and PostgreSQL + MariaDB on 127.0.0.1 when none are running.
+# Prometheus (promtool), Alertmanager, iproute2 (network namespaces for the two-host install test), systemd
+# (systemd-analyze checks the units), and PostgreSQL + MariaDB on 127.0.0.1 when none are running.
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
-PACKAGES=(unixodbc odbc-postgresql odbc-mariadb monitoring-plugins-basic prometheus prometheus-alertmanager logrotate)
+PACKAGES=(unixodbc odbc-postgresql odbc-mariadb monitoring-plugins-basic prometheus prometheus-alertmanager logrotate
+          iproute2 systemd)
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
