@@ -74,8 +74,8 @@ name="xunjian-$version-$pytag-manylinux_2_${glibc_minor}_$DIST_ARCH"
 bundle="$stage/$name"
 mkdir -p "$bundle/docs"
 cp -r "$wheelhouse" "$bundle/wheelhouse"
-cp -r deploy "$bundle/deploy"
-cp docs/deploy.md "$bundle/docs/deploy.md"
+cp -r "$stage/src/deploy" "$bundle/deploy"
+cp "$stage/src/docs/deploy.md" "$bundle/docs/deploy.md"
 cat > "$bundle/INSTALL.txt" <<EOF
 xunjian $version for CPython $DIST_PYTHON_VERSION on Linux $DIST_ARCH with glibc $DIST_GLIBC or newer.
 Extras included: ${DIST_EXTRAS:-none}. The full guide is docs/deploy.md.

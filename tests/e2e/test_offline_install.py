@@ -135,7 +135,8 @@ def busy_pack(n: int = 5, interval: str = "200ms") -> str:
 
 @pytest.fixture
 def site(venv: Path, tmp_path: Path) -> Iterator[Site]:
-    require(why_no_namespaces() is None, str(why_no_namespaces()))
+    missing = why_no_namespaces()
+    require(missing is None, str(missing))
     xunjian = str(venv / "bin" / "xunjian")
     # The shipped example, as an operator would use it, with the store in the test's directory and every
     # result kept, so the test can count them.
