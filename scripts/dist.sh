@@ -28,8 +28,10 @@ die() { echo "dist: $*" >&2; exit 2; }
 [[ $DIST_GLIBC =~ ^2\.([0-9]+)$ ]] || die "DIST_GLIBC must look like 2.28, got '$DIST_GLIBC'"
 glibc_minor=${BASH_REMATCH[1]}
 (( glibc_minor >= 17 )) || die "DIST_GLIBC below 2.17 (manylinux2014) is not supported by the dependencies"
-[[ $DIST_ARCH =~ ^(x86_64|aarch64|ppc64le|s390x)$ ]] || die "DIST_ARCH must be x86_64, aarch64, ppc64le or s390x, got '$DIST_ARCH'"
-[[ $DIST_EXTRAS =~ ^[a-z0-9,]*$ ]] || die "DIST_EXTRAS must be comma-separated extras such as oracle,postgres, got '$DIST_EXTRAS'"
+[[ $DIST_ARCH =~ ^(x86_64|aarch64|ppc64le|s390x)$ ]] \
+  || die "DIST_ARCH must be x86_64, aarch64, ppc64le or s390x, got '$DIST_ARCH'"
+[[ $DIST_EXTRAS =~ ^[a-z0-9,]*$ ]] \
+  || die "DIST_EXTRAS must be comma-separated extras such as oracle,postgres, got '$DIST_EXTRAS'"
 
 # pip does not widen a manylinux tag to the older ones it implies, so every glibc from the floor down is named.
 platforms=()
@@ -48,7 +50,8 @@ trap 'rm -rf "$stage"' EXIT
 # nothing local (.venv, data dirs, an old dist/) ends up in the wheel.
 mkdir "$stage/src"
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-  git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
+  git ls-files -z --cached --others --exclude-standard \
+    | while IFS= read -r -d '' f; do if [ -e "$f" ]; then printf '%s\0' "$f"; fi; done \
     | tar --null -T - -cf - | tar -xf - -C "$stage/src"
 else
   tar --exclude=./.venv --exclude=./dist --exclude=./build --exclude=./.xunjian --exclude='*.egg-info' \
@@ -63,7 +66,8 @@ wheelhouse="$DIST_DIR/wheelhouse"
 rm -rf "$wheelhouse" && mkdir -p "$wheelhouse"
 cp "$wheel" "$DIST_DIR/"
 cp "$wheel" "$wheelhouse/"
-echo "dist: collecting wheels for CPython $DIST_PYTHON_VERSION, $DIST_ARCH, glibc >= $DIST_GLIBC (extras: ${DIST_EXTRAS:-none})"
+echo "dist: collecting wheels for CPython $DIST_PYTHON_VERSION, $DIST_ARCH, glibc >= $DIST_GLIBC" \
+  "(extras: ${DIST_EXTRAS:-none})"
 "$PYTHON" -m pip download -q --only-binary=:all: --python-version "$DIST_PYTHON_VERSION" --implementation cp \
   "${platforms[@]}" -d "$wheelhouse" "$wheel${DIST_EXTRAS:+[$DIST_EXTRAS]}"
 (cd "$wheelhouse" && sha256sum -- *.whl > SHA256SUMS)

@@ -112,6 +112,11 @@ class Collector(Process):
                 return dict(a)
         return None
 
+    def high_water(self, agent_id: str) -> int:
+        """The highest seq of the agent this collector has stored (0 before its first batch)."""
+        a = self.agent(agent_id)
+        return int(a["high_water_seq"]) if a else 0
+
     def results(self, agent_id: str) -> list[dict[str, Any]]:
         """Every stored result of one agent (store.history: all), paging by seq."""
         out: list[dict[str, Any]] = []
@@ -171,3 +176,9 @@ class Fleet:
 
     def logs(self) -> str:
         return "\n".join(f"===== {p.name}\n{p.output()[-4000:]}" for p in self.procs)
+
+
+def steady_pack(n: int = 5, interval: str = "200ms") -> str:
+    """`n` cheap memory checks: a steady stream of results (25 a second by default) whose seqs can be counted."""
+    checks = "\n".join(f"  - {{id: e2e.mem{i}, kind: host.memory}}" for i in range(n))
+    return f"pack: steady\ndefaults: {{interval: {interval}, timeout: 2s}}\nchecks:\n{checks}\n"

@@ -10,32 +10,25 @@ import sys
 import pytest
 
 from tests.conftest import ROOT
-from tests.e2e.harness import Collector, Fleet, wait_for
+from tests.e2e.harness import Fleet, steady_pack, wait_for
 
 pytestmark = pytest.mark.e2e
 
 AGENT = "his-app-01"
-BUSY = "pack: busy\ndefaults: {interval: 200ms, timeout: 2s}\nchecks:\n" + "\n".join(
-    f"  - {{id: e2e.mem{i}, kind: host.memory}}" for i in range(5)) + "\n"
-
-
-def hwm(c: Collector) -> int:
-    a = c.agent(AGENT)
-    return int(a["high_water_seq"]) if a else 0
 
 
 def test_backup_while_ingesting_then_restore_serves_the_copy(fleet: Fleet) -> None:
     c = fleet.collector(history="all").start()
     c.wait_healthy()
-    agent = fleet.agent(AGENT, [c.grpc], BUSY).start()
-    wait_for(lambda: hwm(c) > 50, timeout=30, what="the agent streaming")
+    agent = fleet.agent(AGENT, [c.grpc], steady_pack()).start()
+    wait_for(lambda: c.high_water(AGENT) > 50, timeout=30, what="the agent streaming")
 
-    before = hwm(c)
+    before = c.high_water(AGENT)
     out = subprocess.run([sys.executable, str(ROOT / "deploy/backup/xunjian-backup.py"), "--db",
                           str(fleet.root / "collector.db"), "--to", str(fleet.root / "backups")],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    after = hwm(c)
+    after = c.high_water(AGENT)
     agent.stop()
     c.stop()
 
@@ -46,7 +39,7 @@ def test_backup_while_ingesting_then_restore_serves_the_copy(fleet: Fleet) -> No
     shutil.copyfile(copy, fleet.root / "collector.db")
     c.start()
     c.wait_healthy()
-    restored = hwm(c)
+    restored = c.high_water(AGENT)
     assert before <= restored <= after, "the copy is not the store as it was during the backup"
     seqs = [r["seq"] for r in c.results(AGENT)]
     assert seqs == list(range(1, restored + 1)), "the restored store is not every result up to its mark, once"
@@ -54,7 +47,8 @@ def test_backup_while_ingesting_then_restore_serves_the_copy(fleet: Fleet) -> No
     # The agent comes back: what it sent after the backup was acknowledged and is gone from its spool, so the
     # restored store continues after a gap; nothing is stored twice.
     agent.start()
-    wait_for(lambda: hwm(c) > after + 20, timeout=30, what="the agent streaming to the restored collector")
+    wait_for(lambda: c.high_water(AGENT) > after + 20, timeout=30,
+             what="the agent streaming to the restored collector")
     seqs = [r["seq"] for r in c.results(AGENT)]
     assert len(seqs) == len(set(seqs))
     assert seqs[:restored] == list(range(1, restored + 1))

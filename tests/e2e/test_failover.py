@@ -6,21 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.harness import Collector, Fleet, wait_for
+from tests.e2e.harness import Collector, Fleet, steady_pack, wait_for
 
 pytestmark = pytest.mark.e2e
 
 AGENT = "his-app-01"
-
-
-def busy_pack(n: int = 5, interval: str = "200ms") -> str:
-    checks = "\n".join(f"  - {{id: e2e.mem{i}, kind: host.memory}}" for i in range(n))
-    return f"pack: busy\ndefaults: {{interval: {interval}, timeout: 2s}}\nchecks:\n{checks}\n"
-
-
-def hwm(c: Collector) -> int:
-    a = c.agent(AGENT)
-    return int(a["high_water_seq"]) if a else 0
 
 
 def connected(c: Collector) -> bool:
@@ -33,12 +23,13 @@ def test_agent_fails_over_in_order_and_every_result_is_in_one_store(fleet: Fleet
     b = fleet.collector(name="collector-b", lost_after="3s").start()
     a.wait_healthy()
     b.wait_healthy()
-    agent = fleet.agent(AGENT, [a.grpc, b.grpc], busy_pack()).start()
-    wait_for(lambda: hwm(a) > 20, timeout=30, what="the agent streaming to the first address")
+    agent = fleet.agent(AGENT, [a.grpc, b.grpc], steady_pack()).start()
+    wait_for(lambda: a.high_water(AGENT) > 20, timeout=30, what="the agent streaming to the first address")
     assert b.agent(AGENT) is None, "the agent connected to the second collector while the first was up"
 
     a.stop()
-    wait_for(lambda: connected(b) and hwm(b) > 20, timeout=30, what="the agent failed over to collector-b")
+    wait_for(lambda: connected(b) and b.high_water(AGENT) > 20, timeout=30,
+             what="the agent failed over to collector-b")
     a.start()
     a.wait_healthy()
     # collector-a comes back: the agent stays where it is (it moves only when its collector fails), so for
@@ -48,8 +39,9 @@ def test_agent_fails_over_in_order_and_every_result_is_in_one_store(fleet: Fleet
     assert connected(b)
 
     b.stop()
-    back = hwm(a)
-    wait_for(lambda: connected(a) and hwm(a) > back + 20, timeout=30, what="the agent back on collector-a")
+    back = a.high_water(AGENT)
+    wait_for(lambda: connected(a) and a.high_water(AGENT) > back + 20, timeout=30,
+             what="the agent back on collector-a")
     agent.stop()
 
     b.start()

@@ -19,7 +19,7 @@ import yaml
 
 from agent.spool import Spool
 from tests.conftest import ROOT, require
-from tests.e2e.harness import Process, wait_for
+from tests.e2e.harness import Process, steady_pack, wait_for
 from tests.e2e.netns import Host, Link, two_hosts, why_no_namespaces
 
 pytestmark = pytest.mark.e2e
@@ -128,11 +128,6 @@ class Site:
         return "\n".join(f"===== {p.name}\n{p.output()[-4000:]}" for p in (self.collector, self.agent))
 
 
-def busy_pack(n: int = 5, interval: str = "200ms") -> str:
-    checks = "\n".join(f"  - {{id: e2e.mem{i}, kind: host.memory}}" for i in range(n))
-    return f"pack: busy\ndefaults: {{interval: {interval}, timeout: 2s}}\nchecks:\n{checks}\n"
-
-
 @pytest.fixture
 def site(venv: Path, tmp_path: Path) -> Iterator[Site]:
     missing = why_no_namespaces()
@@ -144,19 +139,21 @@ def site(venv: Path, tmp_path: Path) -> Iterator[Site]:
     collector_cfg["store"].update(url=f"sqlite:///{tmp_path / 'collector.db'}", history="all")
     (tmp_path / "collector.yaml").write_text(yaml.safe_dump(collector_cfg))
     (tmp_path / "agent").mkdir()
-    (tmp_path / "agent" / "busy.yaml").write_text(busy_pack())
+    (tmp_path / "agent" / "steady.yaml").write_text(steady_pack())
     (tmp_path / "agent" / "agent.yaml").write_text(
         "agent: {id: his-app-01, labels: {site: e2e}}\n"
         'collector: {addresses: ["192.0.2.1:9470"], heartbeat_interval: 1s, batch_wait: 50ms,'
         " connect_timeout: 1s, reconnect: {initial: 100ms, max: 1s}}\n"
         "spool: {path: spool.db, max_bytes: 64MiB}\n"
-        "packs: [busy.yaml]\n"
+        "packs: [steady.yaml]\n"
     )
     with two_hosts() as (collector_host, agent_host, link):
-        collector = Installed(name="collector", log=tmp_path / "collector.log", cwd=tmp_path, args=collector_host.command(
-            [xunjian, "collector", "serve", "--config", str(tmp_path / "collector.yaml")]))
-        agent = Installed(name="agent", log=tmp_path / "agent.log", cwd=tmp_path, args=agent_host.command(
-            [xunjian, "agent", "run", "--config", str(tmp_path / "agent" / "agent.yaml")]))
+        collector = Installed(name="collector", log=tmp_path / "collector.log", cwd=tmp_path,
+                              args=collector_host.command([xunjian, "collector", "serve", "--config",
+                                                           str(tmp_path / "collector.yaml")]))
+        agent = Installed(name="agent", log=tmp_path / "agent.log", cwd=tmp_path,
+                          args=agent_host.command([xunjian, "agent", "run", "--config",
+                                                   str(tmp_path / "agent" / "agent.yaml")]))
         s = Site(collector_host, agent_host, link, collector, agent, tmp_path / "agent" / "spool.db")
         try:
             yield s
