@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector as PromCollector
 from prometheus_client.registry import CollectorRegistry
 from prometheus_client.samples import Sample
 
+from collector.events import CheckRule
 from collector.exposition import escape_value, format_value
 from collector.incidents import AGENT_LOST_PRIORITY
 from collector.ingest import IngestStats
@@ -139,7 +140,7 @@ class _SeriesText:
             assert r is not None
             labels = {"agent": v.agent_id, "check": v.check_id, "target": v.target, "key": v.key}
             if part == "status":
-                out.append(Sample("xunjian_check_status", {**labels, "system": s.rule.system}, float(r.status)))
+                out.append(Sample("xunjian_check_status", {**labels, **_rule_labels(s.rule)}, float(r.status)))
             elif part == "value" and r.HasField("value"):
                 out.append(Sample("xunjian_check_value", {**labels, "unit": r.unit}, r.value))
             elif part == "duration":
@@ -159,6 +160,7 @@ class _SeriesText:
         duration: list[str] = []
         outcome: list[str] = []
         esc, fmt = escape_value, format_value
+        rule_text: dict[int, tuple[CheckRule, str, str]] = {}
         for n, v in enumerate(self.views):
             if n % YIELD_EVERY_SERIES == 0:
                 time.sleep(0)  # hand the GIL to the ingest loop often; a scrape must not stall acks
@@ -166,16 +168,31 @@ class _SeriesText:
             assert r is not None
             cached = s.label_text
             if cached is None:
-                cached = s.label_text = (f'agent="{esc(v.agent_id)}",check="{esc(v.check_id)}",key="{esc(v.key)}"',
+                cached = s.label_text = (f'agent="{esc(v.agent_id)}",check="{esc(v.check_id)}"', f'key="{esc(v.key)}"',
                                          f'target="{esc(v.target)}"')
-            head, tail = cached
-            status.append(f'xunjian_check_status{{{head},system="{esc(s.rule.system)}",{tail}}} '
+            ac, key, target = cached
+            rule = rule_text.get(id(s.rule))
+            if rule is None or rule[0] is not s.rule:  # a new Hello may replace a rule: render them per scrape
+                rl = _rule_labels(s.rule)
+                rule = rule_text[id(s.rule)] = (
+                    s.rule, f'engine="{esc(rl["engine"])}"',
+                    f'kind="{esc(rl["kind"])}",priority="{esc(rl["priority"])}",system="{esc(rl["system"])}"')
+            _, before_key, after_key = rule
+            status.append(f"xunjian_check_status{{{ac},{before_key},{key},{after_key},{target}}} "
                           f"{fmt(float(r.status))}\n")
             if r.HasField("value"):
-                value.append(f'xunjian_check_value{{{head},{tail},unit="{esc(r.unit)}"}} {fmt(r.value)}\n')
-            duration.append(f"xunjian_check_duration_seconds{{{head},{tail}}} {fmt(r.duration_us / 1e6)}\n")
-            outcome.append(f'xunjian_check_outcome_info{{{head},outcome="{esc(r.outcome or "ok")}",{tail}}} 1.0\n')
+                value.append(f'xunjian_check_value{{{ac},{key},{target},unit="{esc(r.unit)}"}} {fmt(r.value)}\n')
+            duration.append(f"xunjian_check_duration_seconds{{{ac},{key},{target}}} {fmt(r.duration_us / 1e6)}\n")
+            outcome.append(f'xunjian_check_outcome_info{{{ac},{key},outcome="{esc(r.outcome or "ok")}",{target}}} '
+                           "1.0\n")
         return {"status": status, "value": value, "duration": duration, "outcome": outcome}
+
+
+def _rule_labels(rule: CheckRule) -> dict[str, str]:
+    """What the check declared in Hello, as labels of its status series: dashboards and alert rules select by
+    system, priority (the incident priority), kind (e.g. the interface kinds) and engine (DB checks)."""
+    return {"engine": rule.labels.get("engine", ""), "kind": rule.kind, "priority": rule.priority,
+            "system": rule.system}
 
 
 class SeriesFamily(Metric):

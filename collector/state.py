@@ -44,8 +44,8 @@ class Series:
         self.ok = 0
         self.incident = False
         self.findings = not rule.kind or rule.kind.startswith(FINDINGS_KINDS)
-        self.label_text: tuple[str, str] | None = None
-        """Escaped exposition labels of this series (before and after the extra label), cached by /metrics."""
+        self.label_text: tuple[str, str, str] | None = None
+        """Escaped exposition labels of this series (agent and check, key, target), cached by /metrics."""
 
 
 class AgentState:

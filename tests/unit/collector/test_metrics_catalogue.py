@@ -47,7 +47,9 @@ def scrape(engine: StateEngine, store: SqlStore) -> str:
 
 def populated_engine() -> StateEngine:
     engine = StateEngine()
-    engine.hello(AgentHello("a", "a", {}, [], "", "", 0, [CheckRule("his.disk", system="HIS", priority="high")], 1.0))
+    rules = [CheckRule("his.disk", kind="host.disk", system="HIS", priority="high"),
+             CheckRule("pg.connections", target="lis_pg", kind="sql.metric", system="LIS", labels={"engine": "postgres"})]
+    engine.hello(AgentHello("a", "a", {}, [], "", "", 0, rules, 1.0))
     engine.apply_batch("a", [patrol_pb2.Result(seq=1, check_id="his.disk", key="/", status=2, value=97.0,
                                                unit="percent", outcome="ok", duration_us=1500)], 2.0)
     return engine
@@ -67,11 +69,22 @@ def test_every_catalogue_entry_is_exported(store: SqlStore) -> None:
 
 def test_series_samples_reflect_the_state_engine(store: SqlStore) -> None:
     text = scrape(populated_engine(), store)
-    assert 'xunjian_check_status{agent="a",check="his.disk",key="/",system="HIS",target=""} 2.0' in text
+    assert ('xunjian_check_status{agent="a",check="his.disk",engine="",key="/",kind="host.disk",priority="high",'
+            'system="HIS",target=""} 2.0') in text
     assert 'xunjian_check_value{agent="a",check="his.disk",key="/",target="",unit="percent"} 97.0' in text
     assert 'xunjian_check_duration_seconds{agent="a",check="his.disk",key="/",target=""} 0.0015' in text
     assert 'xunjian_incidents_open{priority="high",system="HIS"} 1.0' in text
     assert 'xunjian_findings{state="new"} 0.0' in text
+
+
+def test_status_carries_what_the_check_declared(store: SqlStore) -> None:
+    engine = populated_engine()
+    engine.apply_batch("a", [patrol_pb2.Result(seq=2, check_id="pg.connections", target="lis_pg", status=0, value=12.5,
+                                               unit="percent", outcome="ok")], 3.0)
+    text = scrape(engine, store)
+    assert ('xunjian_check_status{agent="a",check="pg.connections",engine="postgres",key="",kind="sql.metric",'
+            'priority="medium",system="LIS",target="lis_pg"} 0.0') in text
+    assert 'xunjian_check_value{agent="a",check="pg.connections",key="",target="lis_pg",unit="percent"} 12.5' in text
 
 
 def test_fast_exposition_is_byte_for_byte_generate_latest(store: SqlStore) -> None:
