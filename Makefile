@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA ?= .xunjian
 
-.PHONY: up test lint typecheck unit integration e2e venv deps-test services protos bench dist clean
+.PHONY: up test lint typecheck unit integration e2e venv deps-test services protos bench dist clean dashboards dashboard-previews
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -26,6 +26,7 @@ test: venv
 	bash scripts/test-deps.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/mypy --python-version 3.11 dashboards
 	$(BIN)/pytest -q
 
 lint: venv
@@ -33,9 +34,19 @@ lint: venv
 
 typecheck: venv
 	$(BIN)/mypy
+	$(BIN)/mypy --python-version 3.11 dashboards
 
 unit: venv
 	$(BIN)/pytest -q tests/unit
+
+## Rebuild the Grafana dashboards (dashboards/json/) from dashboards/*.py and the packs, then lint them.
+dashboards: venv
+	$(BIN)/python -m dashboards
+	$(BIN)/python -m dashboards.lint
+
+## Redraw dashboards/previews/ from a live Prometheus, collector and agents (the e2e test, with 2 min of history).
+dashboard-previews: venv
+	XUNJIAN_PREVIEWS_DIR=$(CURDIR)/dashboards/previews $(BIN)/pytest -q tests/e2e/test_dashboards_live.py
 
 protos: venv
 	PATH=$(BIN):$$PATH bash scripts/gen_protos.sh

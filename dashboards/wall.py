@@ -1,0 +1,92 @@
+"""The server-room wall: large tiles readable from across the room, one glance per question.
+
+Which system is red? Is anything open, and how urgent? Are the agents and collectors there? Is a database
+full, blocked, behind or unbacked? Is an interface down or slow? Every tile links to its detail dashboard.
+"""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import dashboard as db
+
+from dashboards import panels as p
+from dashboards.packs import GREEN, RED, Step
+from dashboards.promql import AGENT, INTERFACE, SITE, SYSTEM, ranked, sel
+from dashboards.signals import DATABASE_WALL
+
+INCIDENT_METRICS_TO_COME = (
+    "The incident work adds the metrics for the rest of this row: open incidents' age against their response and "
+    "resolution deadlines by priority, deadline breaches, acknowledgement and resolution time histograms, and "
+    "notifications sent and failed per channel. Their panels go here once those metrics are in docs/metrics.md."
+)
+STATUS = sel("xunjian_check_status", SITE, SYSTEM, AGENT)
+JOB = 'job=~"$job"'
+
+
+def build() -> db.Dashboard:
+    d = (
+        p.dashboard("wall", "Xunjian · Server-room wall", "Worst status per hospital system, open incidents, agents, "
+                    "database health and interface links. Meant for a dark screen in kiosk mode.",
+                    refresh="10s", time_from="now-1h")
+        .with_variable(p.query_variable("site", "Site", "label_values(xunjian_agent_up, site)"))
+        .with_variable(p.query_variable("system", "System", f"label_values(xunjian_check_status{{{SITE}}}, system)"))
+        .with_variable(p.query_variable("agent", "Agent",
+                                        f"label_values(xunjian_check_status{{{SITE}, {SYSTEM}}}, agent)"))
+        .with_variable(p.query_variable("job", "Collector job", f"label_values(xunjian_ingest_streams{{{SITE}}}, job)",
+                                        all_value=None))
+        .with_variable(p.console_variable())
+    )
+    d = d.with_row(p.row("Hospital systems")).with_panel(p.status_tiles(
+        "Worst status per system", "The worst current status of every check of each system (HIS, CIS, EMR, LIS, PACS, payments, "
+        "insurance...): red when any check is CRITICAL, purple when one could not tell (UNKNOWN), yellow for "
+        "WARNING. Click a tile for its hosts or the console.",
+        f"max by (system) ({ranked(STATUS)})", "{{system}}", ranked=True, w=24, h=7, across_the_room=True,
+        links=[p.link("Hosts of ${__field.labels.system}", p.to_dashboard("fleet", "var-system=${__field.labels.system}")),
+               p.link("Incidents in the console", p.CONSOLE)]))
+    d = (
+        d.with_row(p.row("Now"))
+        .with_panel(p.big_number(
+            "Collectors down", "Collector scrape targets Prometheus cannot reach. While one is down, every tile fed by "
+            "it shows no data.", f"count(up{{{JOB}, {SITE}}} == 0) or vector(0)", "", "none", [Step(None, GREEN), Step(1, RED)],
+            w=4, h=5, links=[p.link("Collector", p.to_dashboard("collector"))]))
+        .with_panel(p.big_number(
+            "Agents lost", "Agents whose stream is closed or whose heartbeats stopped (the collector opens an 'agent "
+            "lost' incident for each).", f"count(xunjian_agent_up{{{SITE}, {AGENT}}} == 0) or vector(0)", "", "none",
+            [Step(None, GREEN), Step(1, RED)], w=4, h=5, links=[p.link("Fleet", p.to_dashboard("fleet"))]))
+        .with_panel(p.big_number(
+            "Agents up", "Agents with a stream open to a collector.", f"sum(xunjian_agent_up{{{SITE}, {AGENT}}})", "",
+            "none", [Step(None, "blue")], w=4, h=5, links=[p.link("Fleet", p.to_dashboard("fleet"))]))
+        .with_panel(p.big_number(
+            "Open incidents by priority", "Open incidents per priority (high, medium, low; 'agent lost' counts as "
+            "high). The contract asks for a response within 15 minutes and resolution within 1/3/5 working days.",
+            f"sum by (priority) (xunjian_incidents_open{{{SITE}}})", "{{priority}}", "none",
+            [Step(None, GREEN), Step(1, "orange")], w=12, h=5, no_value="none open",
+            links=[p.link("Incidents in the console", p.CONSOLE)]))
+    )
+    d = d.with_row(p.row("Databases"))
+    for signal in DATABASE_WALL:
+        d = d.with_panel(p.signal_bars(
+            signal, [SITE, AGENT], "{{target}}@{{agent}} {{key}}", w=6, h=8,
+            links=[p.link("Database ${__field.labels.target}", p.to_dashboard(
+                "database", "var-agent=${__field.labels.agent}&var-target=${__field.labels.target}"))]))
+    interface_status = sel("xunjian_check_status", SITE, SYSTEM, AGENT, INTERFACE)
+    d = (
+        d.with_row(p.row("Interfaces"))
+        .with_panel(p.status_tiles(
+            "Interface links", "Status of every link check between systems (HTTP, TCP, HL7 over MLLP, DICOM echo, "
+            "SOAP): CRITICAL when the far end refuses, times out or answers wrongly.",
+            interface_status, "{{check}} {{key}}", ranked=False, w=12, h=7, no_value="no interface checks",
+            links=[p.link("Console", p.CONSOLE)]))
+        .with_panel(p.bars(
+            "Interface latency", "Seconds each link check took to get its answer (connect, HTTP page, HL7 ACK, "
+            "DICOM echo); the check's own warn/crit decide the tile colour on the left.",
+            f"xunjian_check_value{{{SITE}, {AGENT}, unit=\"seconds\"}} and on (instance, agent, check, target, key) "
+            f"{interface_status}", "{{check}} {{key}}", "s", w=12, h=7))
+    )
+    return (
+        d.with_row(p.row("Incidents and SLA (more panels arrive with the incident metrics)"))
+        .with_panel(p.big_number(
+            "Open incidents by system", "Open incidents per system and priority.",
+            f"sum by (system, priority) (xunjian_incidents_open{{{SITE}}})", "{{system}} {{priority}}", "none",
+            [Step(None, GREEN), Step(1, "orange")], w=12, h=5, no_value="none open"))
+        .with_panel(p.note("Coming: response and resolution deadlines", INCIDENT_METRICS_TO_COME, w=12, h=5))
+    )
