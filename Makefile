@@ -39,10 +39,11 @@ typecheck: venv
 unit: venv
 	$(BIN)/pytest -q tests/unit
 
-## Rebuild the Grafana dashboards (dashboards/json/) from dashboards/*.py and the packs, then lint them.
+## Rebuild the Grafana dashboards (dashboards/json/) from dashboards/*.py and the packs, lint them, update the docs.
 dashboards: venv
 	$(BIN)/python -m dashboards
 	$(BIN)/python -m dashboards.lint
+	$(BIN)/python -m dashboards.docs
 
 ## Redraw dashboards/previews/ from a live Prometheus, collector and agents (the e2e test, with 2 min of history).
 dashboard-previews: venv

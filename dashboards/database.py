@@ -32,7 +32,7 @@ def build() -> db.Dashboard:
     d = (
         p.dashboard("database", "Xunjian · Database", "One database target (PostgreSQL, MySQL/MariaDB, Oracle or SQL "
                     "Server): sessions, locks, long statements, findings, maintenance, replication, backups and jobs. "
-                    "Panels map each engine's own checks; an engine without such a check shows 'no such check'.")
+                    "Panels map each engine's own checks; a panel whose checks this target's engine lacks stays empty.")
         .with_variable(p.query_variable("site", "Site", "label_values(xunjian_agent_up, site)"))
         .with_variable(p.query_variable("system", "System", f"label_values(xunjian_check_status{{{SITE}}}, system)"))
         .with_variable(p.query_variable("agent", "Agent", f"label_values(xunjian_check_status{{{SITE}, {SYSTEM}, "

@@ -212,7 +212,7 @@ def signal_graph(signal: Signal, matchers: Sequence[str], legend: str, *, w: int
 
 
 def signal_bars(signal: Signal, matchers: Sequence[str], legend: str, *, w: int, h: int,
-                links: Sequence[db.DashboardLink] = (), no_value: str = "no such check") -> bargauge.Panel:
+                links: Sequence[db.DashboardLink] = (), no_value: str = "none reported") -> bargauge.Panel:
     """The latest value of a check per series, as bars coloured by its pack's warn/crit."""
     _check_units(signal)
     targets = signal_targets(signal, matchers, legend, instant=True)
@@ -236,4 +236,5 @@ def row(title: str) -> db.Row:
 
 
 def note(title: str, markdown: str, *, w: int, h: int) -> text.Panel:
-    return text.Panel().title(title).description(title).span(w).height(h).mode(TextMode.MARKDOWN).content(markdown)
+    return (text.Panel().title(title).description(markdown).span(w).height(h).mode(TextMode.MARKDOWN)
+            .content(markdown))

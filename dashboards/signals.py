@@ -62,8 +62,8 @@ REPLICATION_LAG = Signal(
      "oracle": ("oracle.dataguard.lag",), "mssql": ("mssql.ag.secondary_lag",)})
 BACKUP_AGE = Signal(
     "Backup age", "Seconds since the last good backup (RMAN database and archive log backups, SQL Server full, "
-    "differential and log backups). The PostgreSQL and MySQL packs check WAL archiving instead (see Backups "
-    "and jobs).", "s",
+    "differential and log backups). The PostgreSQL pack checks WAL archiving instead (the Database "
+    "dashboard's 'Backup, archiving and job checks').", "s",
     {"oracle": ("oracle.rman.backup_age",),
      "mssql": ("mssql.backup.full_age", "mssql.backup.diff_age", "mssql.backup.log_age")})
 MAINTENANCE_AGE = Signal(

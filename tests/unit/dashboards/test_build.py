@@ -19,6 +19,14 @@ def test_committed_json_is_current() -> None:
     assert {p.name for p in OUT.glob("*.json")} == set(render_all()), "dashboards/json/ holds a file no build writes"
 
 
+def test_panel_reference_in_docs_is_current() -> None:
+    from dashboards import docs
+
+    current = docs.DOC.read_text(encoding="utf-8")
+    assert docs.update(current) == current, "docs/dashboards.md is stale: run `python -m dashboards.docs`"
+    assert docs.main(["--check"]) == 0
+
+
 def test_check_mode_reports_stale_files(tmp_path: Path) -> None:
     assert main(["--check", "--out", str(tmp_path)]) == 1
     assert main(["--out", str(tmp_path)]) == 0
