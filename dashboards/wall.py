@@ -41,7 +41,8 @@ def build() -> db.Dashboard:
         "WARNING. Click a tile for its hosts or the console.",
         f"max by (system) ({ranked(STATUS)})", "{{system}}", ranked=True, w=24, h=7, across_the_room=True,
         links=[p.link("Hosts of ${__field.labels.system}", p.to_dashboard("fleet", "var-system=${__field.labels.system}")),
-               p.link("Incidents in the console", p.CONSOLE)]))
+               p.link("Incidents in the console", p.CONSOLE)],
+        no_value="no data: is a collector down?"))
     d = (
         d.with_row(p.row("Now"))
         .with_panel(p.big_number(
