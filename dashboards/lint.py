@@ -25,7 +25,7 @@ from typing import Any
 
 from dashboards import packs
 from dashboards.build import OUT
-from dashboards.queries import LABEL_VALUES, panels, variables
+from dashboards.queries import LABEL_VALUES, effective_steps, panels, variables
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = ROOT / "docs" / "metrics.md"
@@ -253,22 +253,10 @@ def expression_problems(title: str, name: str, expr: str, metrics: Mapping[str, 
                               f"counter {metric} must be inside rate(), irate() or increase()")
 
 
-def _effective_steps(p: Mapping[str, Any], ref: str) -> list[tuple[float | None, str]]:
-    config = p.get("fieldConfig") or {}
-    steps = ((config.get("defaults") or {}).get("thresholds") or {}).get("steps") or []
-    for o in config.get("overrides") or []:
-        matcher = o.get("matcher") or {}
-        if matcher.get("id") == "byFrameRefID" and matcher.get("options") == ref:
-            for prop in o.get("properties") or []:
-                if prop.get("id") == "thresholds":
-                    steps = (prop.get("value") or {}).get("steps") or []
-    return [(s.get("value"), s.get("color")) for s in steps]
-
-
 def _thresholds(title: str, name: str, p: Mapping[str, Any], t: Mapping[str, Any]) -> Iterator[Problem]:
     """A check's value is coloured by its pack's warn/crit; anything else by one neutral colour."""
     ref = str(t.get("refId", ""))
-    got = _effective_steps(p, ref)
+    got = effective_steps(p, ref)
     checks = [value for metric, matchers in selectors(t.get("expr", "")) if metric == "xunjian_check_value"
               for label, op, value in matchers if label == "check" and op == "="]
     if not checks:

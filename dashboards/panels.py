@@ -7,6 +7,7 @@ Every builder here returns an SDK builder, so the dashboard modules read as a la
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 from grafana_foundation_sdk.builders import bargauge, stat, table, text, timeseries
 from grafana_foundation_sdk.builders import common as cb
@@ -30,7 +31,7 @@ UIDS = {"wall": "xunjian-wall", "fleet": "xunjian-fleet", "database": "xunjian-d
 STATUS_COLORS = {"OK": GREEN, "WARNING": YELLOW, "CRITICAL": RED, "UNKNOWN": PURPLE}
 TAG = "xunjian"
 
-Builder = stat.Panel | timeseries.Panel | bargauge.Panel | table.Panel
+Panel = TypeVar("Panel", stat.Panel, timeseries.Panel, bargauge.Panel, table.Panel)
 
 
 # --- dashboard and variables -------------------------------------------------------------------------------
@@ -190,7 +191,7 @@ def signal_targets(signal: Signal, matchers: Sequence[str], legend: str, *,
     return out
 
 
-def _pack_steps_by_ref(p: Builder, refs: Sequence[tuple[str, str]]) -> Builder:
+def _pack_steps_by_ref(p: Panel, refs: Sequence[tuple[str, str]]) -> Panel:
     """Default thresholds: the first check's; each other query gets its own check's as an override."""
     first = refs[0][1]
     p = p.thresholds(threshold_steps(packs.steps(first)))
@@ -208,7 +209,7 @@ def signal_graph(signal: Signal, matchers: Sequence[str], legend: str, *, w: int
     p = (timeseries.Panel().title(signal.title).description(signal.description).datasource(DATASOURCE)
          .span(w).height(h).unit(signal.unit).targets([q for _, _, q in targets]).line_width(2).fill_opacity(8)
          .thresholds_style(cb.GraphThresholdsStyleConfig().mode(common.GraphThresholdsStyleMode.LINE)))
-    return _pack_steps_by_ref(p, [(ref, c) for ref, c, _ in targets])  # type: ignore[return-value]
+    return _pack_steps_by_ref(p, [(ref, c) for ref, c, _ in targets])
 
 
 def signal_bars(signal: Signal, matchers: Sequence[str], legend: str, *, w: int, h: int,
@@ -221,7 +222,7 @@ def signal_bars(signal: Signal, matchers: Sequence[str], legend: str, *, w: int,
          .display_mode(common.BarGaugeDisplayMode.BASIC).orientation(common.VizOrientation.HORIZONTAL)
          .reduce_options(cb.ReduceDataOptions().calcs(["lastNotNull"]))
          .no_value(no_value).data_links(list(links)))
-    return _pack_steps_by_ref(p, [(ref, c) for ref, c, _ in targets])  # type: ignore[return-value]
+    return _pack_steps_by_ref(p, [(ref, c) for ref, c, _ in targets])
 
 
 def _check_units(signal: Signal) -> None:

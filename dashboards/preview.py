@@ -23,7 +23,7 @@ from matplotlib.axes import Axes
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter
 
-from dashboards.queries import Answer, Series, panels
+from dashboards.queries import Answer, Series, effective_steps, panels
 
 LABEL = "Preview rendered from Prometheus query results, not Grafana"
 COLORS = {"green": "#73BF69", "yellow": "#FADE2A", "red": "#F2495C", "orange": "#FF9830", "purple": "#B877D9",
@@ -77,18 +77,6 @@ def fmt_value(v: float, unit: str) -> str:
     return f"{v:.0f}{suffix}" if float(v).is_integer() else f"{v:.2f}{suffix}"
 
 
-def steps_for(panel: Mapping[str, Any], ref: str) -> list[tuple[float | None, str]]:
-    config = panel.get("fieldConfig") or {}
-    steps = ((config.get("defaults") or {}).get("thresholds") or {}).get("steps") or []
-    for o in config.get("overrides") or []:
-        m = o.get("matcher") or {}
-        if m.get("id") == "byFrameRefID" and m.get("options") == ref:
-            for prop in o.get("properties") or []:
-                if prop.get("id") == "thresholds":
-                    steps = (prop.get("value") or {}).get("steps") or []
-    return [(s.get("value"), s.get("color")) for s in steps]
-
-
 def threshold_color(steps: Sequence[tuple[float | None, str]], v: float) -> str:
     chosen = steps[0][1] if steps else "blue"
     for limit, name in steps:
@@ -127,7 +115,7 @@ def _stat(ax: Axes, panel: Mapping[str, Any], answers: Sequence[Answer]) -> None
     ax.set_yticks([])
     if not tiles:
         no = defaults.get("noValue", "No data")
-        ax.add_patch(Rectangle((0.01, 0.04), 0.98, 0.92, color=threshold_color(steps_for(panel, "A"), 0),
+        ax.add_patch(Rectangle((0.01, 0.04), 0.98, 0.92, color=threshold_color(effective_steps(panel, "A"), 0),
                                transform=ax.transAxes))
         ax.text(0.5, 0.5, no, ha="center", va="center", color="#111", fontsize=16, fontweight="bold",
                 transform=ax.transAxes)
@@ -139,7 +127,7 @@ def _stat(ax: Axes, panel: Mapping[str, Any], answers: Sequence[Answer]) -> None
         r, c = divmod(i, cols)
         x, y, w, h = c / cols, 1 - (r + 1) / rows, 1 / cols, 1 / rows
         v = s.last
-        text, bg = mapped(panel, v) or (fmt_value(v, unit), threshold_color(steps_for(panel, a.query.ref), v))
+        text, bg = mapped(panel, v) or (fmt_value(v, unit), threshold_color(effective_steps(panel, a.query.ref), v))
         ax.add_patch(Rectangle((x + 0.005, y + 0.02), w - 0.01, h - 0.04, color=bg, transform=ax.transAxes))
         name = legend(a.query.legend, s)
         size = 22 if rows == 1 else 14
@@ -156,7 +144,7 @@ def _stat(ax: Axes, panel: Mapping[str, Any], answers: Sequence[Answer]) -> None
 def _bars(ax: Axes, panel: Mapping[str, Any], answers: Sequence[Answer]) -> None:
     defaults = (panel.get("fieldConfig") or {}).get("defaults") or {}
     unit = defaults.get("unit", "none")
-    bars = [(legend(a.query.legend, s), s.last, threshold_color(steps_for(panel, a.query.ref), s.last))
+    bars = [(legend(a.query.legend, s), s.last, threshold_color(effective_steps(panel, a.query.ref), s.last))
             for a in answers for s in a.series if s.finite()]
     if not bars:
         _no_data(ax, defaults.get("noValue", "No data"))
@@ -193,7 +181,7 @@ def _graph(ax: Axes, panel: Mapping[str, Any], answers: Sequence[Answer]) -> Non
     high = high * 1.2 if high > 0 else 1.0
     ax.set_ylim(low, high)
     for a in answers:
-        for limit, name in steps_for(panel, a.query.ref)[1:]:
+        for limit, name in effective_steps(panel, a.query.ref)[1:]:
             if limit is not None and low <= limit <= high:
                 ax.axhline(limit, color=color(name), linewidth=0.9, linestyle="--", alpha=0.8)
     ax.tick_params(colors=COLORS["muted"], labelsize=7)

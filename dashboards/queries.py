@@ -90,6 +90,19 @@ def panel_queries(dash: Mapping[str, Any]) -> list[PanelQuery]:
     return out
 
 
+def effective_steps(panel: Mapping[str, Any], ref: str) -> list[tuple[float | None, str]]:
+    """The threshold steps (value, colour) a panel applies to query `ref`: its override, else the defaults."""
+    config = panel.get("fieldConfig") or {}
+    steps = ((config.get("defaults") or {}).get("thresholds") or {}).get("steps") or []
+    for o in config.get("overrides") or []:
+        matcher = o.get("matcher") or {}
+        if matcher.get("id") == "byFrameRefID" and matcher.get("options") == ref:
+            for prop in o.get("properties") or []:
+                if prop.get("id") == "thresholds":
+                    steps = (prop.get("value") or {}).get("steps") or []
+    return [(s.get("value"), s.get("color")) for s in steps]
+
+
 def variables(dash: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return list((dash.get("templating") or {}).get("list") or [])
 

@@ -46,49 +46,46 @@ def rules_for_test(source: Path, dest: Path, hold: str = "1s") -> Path:
     return dest
 
 
+def serve(fleet: Fleet, name: str, binary: str | None, config: dict[str, Any], args: list[str]) -> str:
+    """Write `config` to a temp dir, start `binary` on a free loopback port, wait until it is ready.
+
+    `args` may use {config}, {data} and {address}; returns the address (host:port).
+    """
+    assert binary, f"{name} is installed by scripts/test-deps.sh"
+    root = fleet.root / name
+    root.mkdir()
+    path = root / f"{name}.yml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    address = f"127.0.0.1:{free_port()}"
+    proc = Process(name, [binary, *(a.format(config=path, data=root / "data", address=address) for a in args)],
+                   fleet.root / f"{name}.log")
+    fleet.procs.append(proc)
+    proc.start()
+    wait_for(lambda: ready(f"http://{address}/-/ready"), timeout=30, what=f"{name} ready")
+    return address
+
+
 def start_alertmanager(fleet: Fleet, webhook_url: str) -> str:
     """Alertmanager routing every alert to `webhook_url` at once; returns its host:port."""
-    assert ALERTMANAGER, "prometheus-alertmanager is installed by scripts/test-deps.sh"
-    root = fleet.root / "alertmanager"
-    root.mkdir()
-    config = root / "alertmanager.yml"
-    config.write_text(yaml.safe_dump({
+    return serve(fleet, "alertmanager", ALERTMANAGER, {
         "route": {"receiver": "test", "group_by": ["alertname", "check"], "group_wait": "0s",
                   "group_interval": "1s", "repeat_interval": "1h"},
         "receivers": [{"name": "test", "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}],
-    }), encoding="utf-8")
-    address = f"127.0.0.1:{free_port()}"
-    proc = Process("alertmanager", [ALERTMANAGER, f"--config.file={config}", f"--storage.path={root / 'data'}",
-                                    f"--web.listen-address={address}", "--cluster.listen-address="],
-                   fleet.root / "alertmanager.log")
-    fleet.procs.append(proc)
-    proc.start()
-    wait_for(lambda: ready(f"http://{address}/-/ready"), timeout=30, what="Alertmanager ready")
-    return address
+    }, ["--config.file={config}", "--storage.path={data}", "--web.listen-address={address}",
+        "--cluster.listen-address="])
 
 
 def start_prometheus(fleet: Fleet, collector_http: str, rules: Path, alertmanager: str, *,
                      site: str = "test-campus") -> str:
     """Prometheus scraping the collector as job `xunjian` with a `site` label; returns its base URL."""
-    assert PROMETHEUS, "prometheus is installed by scripts/test-deps.sh"
-    root = fleet.root / "prometheus"
-    root.mkdir()
-    config = root / "prometheus.yml"
-    config.write_text(yaml.safe_dump({
-        "global": {"scrape_interval": f"{SCRAPE_INTERVAL_S}s", "evaluation_interval": f"{SCRAPE_INTERVAL_S}s",
-                   "scrape_timeout": f"{SCRAPE_INTERVAL_S}s"},
+    every = f"{SCRAPE_INTERVAL_S}s"
+    address = serve(fleet, "prometheus", PROMETHEUS, {
+        "global": {"scrape_interval": every, "evaluation_interval": every, "scrape_timeout": every},
         "rule_files": [str(rules)],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
         "scrape_configs": [{"job_name": "xunjian", "static_configs": [
             {"targets": [collector_http], "labels": {"site": site}}]}],
-    }), encoding="utf-8")
-    address = f"127.0.0.1:{free_port()}"
-    proc = Process("prometheus", [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={root / 'data'}",
-                                  f"--web.listen-address={address}", "--web.enable-lifecycle"],
-                   fleet.root / "prometheus.log")
-    fleet.procs.append(proc)
-    proc.start()
-    wait_for(lambda: ready(f"http://{address}/-/ready"), timeout=30, what="Prometheus ready")
+    }, ["--config.file={config}", "--storage.tsdb.path={data}", "--web.listen-address={address}"])
     return f"http://{address}"
 
 
