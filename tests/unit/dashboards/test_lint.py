@@ -80,6 +80,12 @@ def editable(d: dict[str, Any]) -> None:
     d["editable"] = True
 
 
+def variable(name: str, **changes: Any) -> Callable[[dict[str, Any]], None]:
+    def change(d: dict[str, Any]) -> None:
+        next(v for v in d["templating"]["list"] if v["name"] == name).update(changes)
+    return change
+
+
 @pytest.mark.parametrize(("rule", "change"), [
     ("metric-catalogue", set_expr("Agents up", "sum(xunjian_agents_up)")),
     ("label-exists", set_expr("Agents up", 'sum(xunjian_agent_up{hostname="his-app-01"})')),
@@ -97,6 +103,10 @@ def editable(d: dict[str, Any]) -> None:
     ("panel-title-description-rule", no_description),
     ("status-mappings", status_as_numbers),
     ("uneditable", editable),
+    ("template-on-time-change-reload-rule", variable("agent", refresh=1)),
+    ("template-label-promql-rule", variable("agent", query="query_result(up)")),
+    ("metric-catalogue", variable("agent", query="label_values(xunjian_agent_ups, agent)")),
+    ("target-instance-rule", set_expr("Collectors down", 'count(up{job="xunjian"} == 0)')),
 ])
 def test_each_rule_catches_its_mistake(rule: str, change: Callable[[dict[str, Any]], None]) -> None:
     d = copy.deepcopy(wall())
