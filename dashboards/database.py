@@ -6,7 +6,7 @@ from grafana_foundation_sdk.builders import dashboard as db
 
 from dashboards import panels as p
 from dashboards.packs import Step
-from dashboards.promql import AGENT, SITE, SYSTEM, TARGET, ranked, sel
+from dashboards.promql import AGENT, SITE, SYSTEM, TARGET, sel, status_now, worst_now
 from dashboards.signals import (
     BACKUP_AGE,
     BACKUP_AND_JOB_CHECKS,
@@ -46,10 +46,11 @@ def build() -> db.Dashboard:
     d = (
         d.with_row(p.row("Overview"))
         .with_panel(p.status_tiles("Worst status", "The worst current status of every check of this target.",
-                                   f"max by (target) ({ranked(status)})", "{{target}}", ranked=True, w=4, h=8,
+                                   worst_now(status, "target"), "{{target}}", ranked=True, w=4, h=8,
                                    links=[p.link("Console", p.CONSOLE)]))
-        .with_panel(p.status_table("Checks of this target", "Every check series of the target with its status.",
-                                   status, w=14))
+        .with_panel(p.status_table("Checks of this target", "Every check series of the target with its status "
+                                   "(UNKNOWN for all when its agent is connected to no collector).",
+                                   status_now(status), w=14))
         .with_panel(p.big_number(
             "DBA findings to review", "Findings in state new across all targets (top SQL, unused or invalid "
             "indexes, blocking chains...): review them in the console or with `xunjian findings list`.",
@@ -81,6 +82,6 @@ def build() -> db.Dashboard:
         .with_panel(p.status_table(
             "Backup, archiving and job checks", "Checks answered by a status more than a number: WAL archiving, "
             "archive destinations, RMAN status, scheduler and SQL Server Agent jobs.",
-            sel("xunjian_check_status", *where, JOB_CHECKS), w=24))
+            status_now(sel("xunjian_check_status", *where, JOB_CHECKS)), w=24))
     )
     return d

@@ -6,7 +6,7 @@ from grafana_foundation_sdk.builders import dashboard as db
 
 from dashboards import panels as p
 from dashboards.packs import GREEN, RED, Step
-from dashboards.promql import AGENT, SITE, SYSTEM, sel
+from dashboards.promql import AGENT, SITE, SYSTEM, sel, status_now
 from dashboards.signals import CPU, DISK, HOST_UPTIME, INODES, LOAD, MEMORY, SWAP
 
 NOT_OK = 'outcome!="ok"'
@@ -59,7 +59,8 @@ def build() -> db.Dashboard:
         d.with_row(p.row("Errors"))
         .with_panel(p.status_table(
             "Checks not OK", "Every check series whose latest status is WARNING, CRITICAL or UNKNOWN, with its "
-            "agent, system, priority and key.", f"{sel('xunjian_check_status', SITE, SYSTEM, AGENT)} > 0", w=12))
+            "agent, system, priority and key; the checks of an agent connected to no collector are UNKNOWN.",
+            f"{status_now(sel('xunjian_check_status', SITE, SYSTEM, AGENT))} > 0", w=12))
         .with_panel(p.value_table(
             "Runs that did not complete", "Checks whose latest run ended otherwise than ok (timeout, "
             "connection_refused, auth_failed, permission_denied, not_found...): the check could not tell.",

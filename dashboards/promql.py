@@ -33,6 +33,30 @@ def ranked(selector: str) -> str:
     return f"(({selector} == 2) + 1 or ({selector} == 3) - 1 or {selector})"
 
 
+CONNECTED = "xunjian_agent_up == 1"
+"""Agents with a stream open to the collector (the `instance`) that exports them."""
+
+
+def connected(selector: str) -> str:
+    """Only the series of agents connected now, from the collector they are connected to.
+
+    A collector keeps exporting the last state of an agent that left it (lost, or moved to another collector,
+    with xunjian_agent_up 0 there): without this, a wall would show a dead host's last OK, or an agent twice.
+    """
+    return f"({selector} and on (instance, agent) ({CONNECTED}))"
+
+
+def status_now(selector: str) -> str:
+    """Status codes of connected agents; the checks of an agent connected to no collector count as UNKNOWN (3),
+    since nobody can tell what they would say now."""
+    return f"({connected(selector)} or ({selector} unless on (agent) ({CONNECTED})) * 0 + 3)"
+
+
+def worst_now(selector: str, by: str) -> str:
+    """The worst current status by `by`, ranked (0 OK, 1 WARNING, 2 UNKNOWN, 3 CRITICAL)."""
+    return f"max by ({by}) ({ranked(status_now(selector))})"
+
+
 def check_value(check_id: str, *matchers: str) -> str:
-    """The latest measured value of one check, across the agents and targets the matchers select."""
-    return sel("xunjian_check_value", f'check="{check_id}"', *matchers)
+    """The latest measured value of one check, across the connected agents and targets the matchers select."""
+    return connected(sel("xunjian_check_value", f'check="{check_id}"', *matchers))

@@ -10,7 +10,7 @@ from grafana_foundation_sdk.builders import dashboard as db
 
 from dashboards import panels as p
 from dashboards.packs import GREEN, RED, Step
-from dashboards.promql import AGENT, INTERFACE, SITE, SYSTEM, ranked, sel
+from dashboards.promql import AGENT, INTERFACE, SITE, SYSTEM, connected, sel, status_now, worst_now
 from dashboards.signals import DATABASE_WALL
 
 INCIDENT_METRICS_TO_COME = (
@@ -38,8 +38,9 @@ def build() -> db.Dashboard:
     d = d.with_row(p.row("Hospital systems")).with_panel(p.status_tiles(
         "Worst status per system", "The worst current status of every check of each system (HIS, CIS, EMR, LIS, PACS, payments, "
         "insurance...): red when any check is CRITICAL, purple when one could not tell (UNKNOWN), yellow for "
-        "WARNING. Click a tile for its hosts or the console.",
-        f"max by (system) ({ranked(STATUS)})", "{{system}}", ranked=True, w=24, h=7, across_the_room=True,
+        "WARNING. The checks of an agent no collector hears from count as UNKNOWN. Click a tile for its hosts or "
+        "the console.",
+        worst_now(STATUS, "system"), "{{system}}", ranked=True, w=24, h=7, across_the_room=True,
         links=[p.link("Hosts of ${__field.labels.system}", p.to_dashboard("fleet", "var-system=${__field.labels.system}")),
                p.link("Incidents in the console", p.CONSOLE)],
         no_value="no data: is a collector down?"))
@@ -75,13 +76,14 @@ def build() -> db.Dashboard:
         .with_panel(p.status_tiles(
             "Interface links", "Status of every link check between systems (HTTP, TCP, HL7 over MLLP, DICOM echo, "
             "SOAP): CRITICAL when the far end refuses, times out or answers wrongly.",
-            interface_status, "{{check}} {{key}}", ranked=False, w=12, h=7, no_value="no interface checks",
+            status_now(interface_status), "{{check}} {{key}}", ranked=False, w=12, h=7,
+            no_value="no interface checks",
             links=[p.link("Console", p.CONSOLE)]))
         .with_panel(p.bars(
             "Interface latency", "Seconds each link check took to get its answer (connect, HTTP page, HL7 ACK, "
             "DICOM echo); the check's own warn/crit decide the tile colour on the left.",
-            f"xunjian_check_value{{{SITE}, {AGENT}, unit=\"seconds\"}} and on (instance, agent, check, target, key) "
-            f"{interface_status}", "{{check}} {{key}}", "s", w=12, h=7))
+            connected(f"xunjian_check_value{{{SITE}, {AGENT}, unit=\"seconds\"}} and on (instance, agent, check, "
+                      f"target, key) {interface_status}"), "{{check}} {{key}}", "s", w=12, h=7))
     )
     return (
         d.with_row(p.row("Incidents and SLA (more panels arrive with the incident metrics)"))

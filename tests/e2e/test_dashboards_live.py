@@ -6,7 +6,8 @@ Prometheus (Debian's package) scrapes the collector every second and evaluates d
 shortened; promtool's tests prove the real holds). Every template-variable query and every panel query of
 every dashboard must parse and return data, except the panels listed below with the reason they are empty
 here. Then the export file is aged past its crit: the wall's HIS tile turns CRITICAL, the high-priority
-alert fires in Prometheus and reaches a webhook through Alertmanager.
+alert fires in Prometheus and reaches a webhook through Alertmanager. Last, the HIS agent stops: its tile
+turns UNKNOWN (its checks cannot tell any more), XunjianAgentLost fires and the check's own alert ends.
 
 With XUNJIAN_PREVIEWS_DIR set, the previews in docs/dashboards.md are written there from the same answers.
 """
@@ -27,7 +28,7 @@ from dashboards.packs import builtin_checks
 from dashboards.preview import render_all
 from dashboards.queries import Answer, Prometheus, Runner
 from tests.conftest import ROOT, require
-from tests.e2e.harness import Collector, Fleet, free_port, wait_for
+from tests.e2e.harness import Collector, Fleet, Process, free_port, wait_for
 from tests.e2e.promstack import (
     ALERTMANAGER,
     PROMETHEUS,
@@ -94,7 +95,8 @@ def fast_overrides(pack_prefixes: tuple[str, ...], targets: Mapping[str, str], e
     return "overrides:\n" + "\n".join(lines) + "\n"
 
 
-def start_agents(fleet: Fleet, c: Collector, export: Path) -> None:
+def start_agents(fleet: Fleet, c: Collector, export: Path) -> Process:
+    """Both agents; returns the HIS application server's."""
     his_pack = f"""pack: his-wall
 checks:
   - id: {EXPORT_CHECK}
@@ -130,8 +132,8 @@ checks:
     system: PACS
     interval: 2s
 """
-    fleet.agent("his-app-01", [c.grpc], his_pack, packs="[builtin:host-linux, pack.yaml]",
-                extra=fast_overrides(("host.", "agent."), {}, "2s")).start()
+    his = fleet.agent("his-app-01", [c.grpc], his_pack, packs="[builtin:host-linux, pack.yaml]",
+                      extra=fast_overrides(("host.", "agent."), {}, "2s")).start()
     fleet.agent(
         "lis-db-01", [c.grpc], "pack: none\nchecks: []\n",
         packs="[{pack: 'builtin:postgres', target: lis_pg}, {pack: 'builtin:mysql', target: lis_my}]",
@@ -142,6 +144,7 @@ checks:
             + fast_overrides(("pg.", "mysql."), {"pg": "lis_pg", "mysql": "lis_my"}, "3s")
         ),
     ).start()
+    return his
 
 
 def load_dashboards() -> dict[str, dict[str, Any]]:
@@ -219,7 +222,7 @@ def test_every_panel_answers_and_the_wall_turns_red(fleet: Fleet, webhook: Webho
     export.write_text("visit_id,amount\n")
     c = fleet.collector(history="transitions").start()
     c.wait_healthy()
-    start_agents(fleet, c, export)
+    his = start_agents(fleet, c, export)
     alertmanager = start_alertmanager(fleet, webhook.url)
     prom = Prometheus(start_prometheus(fleet, c.http, rules_for_test(RULES, tmp_path / "rules.yml"), alertmanager))
 
@@ -253,3 +256,11 @@ def test_every_panel_answers_and_the_wall_turns_red(fleet: Fleet, webhook: Webho
 
     written = render_all(results, Path(previews or tmp_path / "previews"))
     assert written and all(p.stat().st_size > 10_000 for p in written)
+
+    his.stop()  # the HIS server goes quiet: its checks cannot tell any more, and one page says so
+    wait_for(lambda: tile(run_all(prom), "HIS") == 2, timeout=30, what="the HIS tile UNKNOWN once its agent is gone")
+    wait_for(lambda: [a for a in prom.alerts() if a["labels"].get("alertname") == "XunjianAgentLost"
+                      and a["labels"].get("agent") == "his-app-01" and a["state"] == "firing"], timeout=30,
+             what="XunjianAgentLost firing for his-app-01")
+    wait_for(lambda: not [a for a in prom.alerts() if a["labels"].get("check") == EXPORT_CHECK], timeout=30,
+             what="the check's own page to stop while its agent is lost")
