@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from checks.context import RunContext
 from checks.result import Outcome, Result, unknown
 from checks.spec import CheckSpec
+from service.clock import Clock, SystemClock
 
 log = logging.getLogger("xunjian.agent.runner")
 
@@ -134,13 +135,82 @@ class WorkerPool:
 
 
 @dataclasses.dataclass(eq=False)
-class _OnceRun:
+class Run:
+    """One run of one check, from submission to its results (or its timeout)."""
+
     spec: CheckSpec
     started: float | None = None
+    """clock.monotonic() when a worker picked the run up; None while it waits for a free worker."""
     started_at: float = 0.0
     worker: threading.Thread | None = None
-    done: bool = False
-    results: list[Result] = dataclasses.field(default_factory=list)
+    timed_out: bool = False
+    discard: bool = False
+    """Its results are no longer wanted (the check was removed by a reload)."""
+
+    def limit(self) -> float | None:
+        """clock.monotonic() past which the run is given up, or None while it has not started."""
+        if self.started is None:
+            return None
+        return self.started + self.spec.timeout + timeout_grace(self.spec.timeout)
+
+
+Finished = Callable[[Run, list[Result]], None]
+"""Called from the worker with a run's results; `run.timed_out` says they came too late to count."""
+
+
+class RunSupervisor:
+    """Runs checks on a worker pool and gives up on runs past their timeout: the one place for the timeout rules,
+    used by the scheduler (forever) and by `xunjian check run` (once).
+
+    A run past `timeout` (plus a little grace, so a probe that honours its deadline reports its own failure) gets an
+    UNKNOWN timeout result at once; its thread is abandoned and replaced, and whatever it returns later is marked
+    late for `finished` to drop.
+    """
+
+    def __init__(self, ctx: RunContext, pool: WorkerPool, finished: Finished, clock: Clock | None = None) -> None:
+        self.ctx = ctx
+        self.pool = pool
+        self._finished = finished
+        self._clock: Clock = clock or SystemClock()
+        self._lock = threading.Lock()
+        self._active: set[Run] = set()
+
+    def launch(self, run: Run) -> None:
+        with self._lock:
+            self._active.add(run)
+        self.pool.submit(functools.partial(self._execute, run))
+
+    def _execute(self, run: Run) -> None:
+        with self._lock:
+            run.started = self._clock.monotonic()
+            run.started_at = self._clock.time()
+            run.worker = threading.current_thread()
+        results = run_check(run.spec, self.ctx)
+        with self._lock:
+            self._active.discard(run)
+        self._finished(run, results)
+
+    def overdue(self, now: float) -> list[tuple[Run, Result]]:
+        """Runs that passed their limit since the last call, each with its UNKNOWN timeout result."""
+        out = []
+        with self._lock:
+            for run in self._active:
+                limit = run.limit()
+                if run.timed_out or limit is None or now < limit:
+                    continue
+                run.timed_out = True
+                out.append((run, timeout_result(run.spec, run.started_at, now - (run.started or now))))
+        for run, _ in out:
+            self.pool.abandon(run.worker)
+        return out
+
+    def next_limit(self, now: float) -> float | None:
+        """The earliest limit of a run still going, for the caller's next wake-up; a run still waiting for a
+        worker counts as starting `now`, so the caller looks again by the time it could overrun."""
+        with self._lock:
+            limits = [now + r.spec.timeout + timeout_grace(r.spec.timeout) if lim is None else lim
+                      for r in self._active if not r.timed_out for lim in (r.limit(),)]
+        return min(limits) if limits else None
 
 
 def run_once(specs: Sequence[CheckSpec], ctx: RunContext, concurrency: int = 4) -> list[Result]:
@@ -149,45 +219,27 @@ def run_once(specs: Sequence[CheckSpec], ctx: RunContext, concurrency: int = 4) 
     if not specs:
         return []
     cond = threading.Condition()
-    runs = [_OnceRun(s) for s in specs]
+    runs = [Run(s) for s in specs]
+    results: dict[Run, list[Result]] = {}
+
+    def finished(run: Run, got: list[Result]) -> None:
+        with cond:
+            if not run.timed_out:
+                results[run] = got
+            cond.notify_all()
+
     pool = WorkerPool(max(1, min(concurrency, len(runs))), name="xunjian-once")
-
-    def job(run: _OnceRun) -> None:
-        with cond:
-            run.started = time.monotonic()
-            run.started_at = ctx.clock()
-            run.worker = threading.current_thread()
-            cond.notify_all()
-        results = run_check(run.spec, ctx)
-        with cond:
-            if not run.done:
-                run.results = results
-                run.done = True
-            cond.notify_all()
-
+    supervisor = RunSupervisor(ctx, pool, finished)
     for run in runs:
-        pool.submit(functools.partial(job, run))
+        supervisor.launch(run)
     with cond:
         while True:
-            now = time.monotonic()
-            wait: float | None = None
-            pending = False
-            for run in runs:
-                if run.done:
-                    continue
-                if run.started is None:
-                    pending = True
-                    continue
-                limit = run.started + run.spec.timeout + timeout_grace(run.spec.timeout)
-                if now >= limit:
-                    run.done = True
-                    run.results = [timeout_result(run.spec, run.started_at, now - run.started)]
-                    pool.abandon(run.worker)
-                else:
-                    pending = True
-                    wait = limit - now if wait is None else min(wait, limit - now)
-            if not pending:
+            for run, timeout in supervisor.overdue(time.monotonic()):
+                results[run] = [timeout]
+            if len(results) == len(runs):
                 break
-            cond.wait(wait)
+            now = time.monotonic()
+            limit = supervisor.next_limit(now)
+            cond.wait(None if limit is None else max(0.0, limit - now) + 0.001)
     pool.shutdown()
-    return [r for run in runs for r in run.results]
+    return [r for run in runs for r in results[run]]

@@ -7,22 +7,24 @@ collector's raise_after counting still sees a stuck check. The clock is injected
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import heapq
+import json
 import logging
 import math
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-from agent.runner import WorkerPool, format_seconds, run_check, timeout_grace, timeout_result
+from agent.runner import Run, RunSupervisor, WorkerPool, format_seconds, timeout_result
 from checks.context import RunContext
+from checks.pack import SeriesId
 from checks.result import Result
 from checks.spec import CheckSpec
+from service.clock import Clock, SystemClock
+from service.lifecycle import Health, Host, LoggingHost, describe, spawn
 
 log = logging.getLogger("xunjian.agent.scheduler")
 
@@ -30,22 +32,6 @@ Sink = Callable[[list[Result]], None]
 SKIPPED_METRIC = "skipped_rounds"
 _MAX_SLEEP = 60.0
 """Re-evaluate at least this often, so a wall-clock jump cannot stall cron checks for long."""
-
-
-class Clock(Protocol):
-    def time(self) -> float:
-        """Unix time (cron schedules and started_at)."""
-
-    def monotonic(self) -> float:
-        """Seconds on a clock that never jumps (intervals and timeouts)."""
-
-
-class SystemClock:
-    def time(self) -> float:
-        return time.time()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
 
 
 LOCAL_SPREAD_S = 15.0
@@ -71,35 +57,45 @@ def cron_next(expression: str, after: float) -> float:
     return float(croniter(expression, start).get_next(float))
 
 
-def _limit(spec: CheckSpec) -> float:
-    return spec.timeout + timeout_grace(spec.timeout)
-
-
-@dataclass(eq=False)
-class _Run:
-    started: float | None = None
-    """clock.monotonic() when a worker picked the run up; None while it waits for a free worker."""
-    started_at: float = 0.0
-    worker: threading.Thread | None = None
-    timed_out: bool = False
-
-
 @dataclass(eq=False)
 class _Job:
     spec: CheckSpec
     next_due: float
     """clock.monotonic() for interval checks, clock.time() for cron checks."""
     cron: bool
-    running: _Run | None = None
+    running: Run | None = None
     skipped: int = 0
     """Rounds skipped since the last run that completed in time; reported with the next result."""
     runs_total: int = 0
     timeouts_total: int = 0
     skipped_total: int = 0
 
+    @property
+    def key(self) -> SeriesId:
+        return (self.spec.id, self.spec.target or "")
+
+
+@dataclass(frozen=True)
+class ScheduleChange:
+    """What a reload changed in the schedule, by (check id, target)."""
+
+    added: list[SeriesId]
+    changed: list[SeriesId]
+    removed: list[SeriesId]
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+
+def spec_fingerprint(spec: CheckSpec) -> str:
+    """Everything a check was configured with, comparable across two loads of the same packs."""
+    return json.dumps(spec.model_dump(mode="json"), sort_keys=True, default=str)
+
 
 class Scheduler:
-    """Runs `specs` forever in a thread (start/stop) and hands every Result to `sink`."""
+    """Runs `specs` forever in a thread and hands every Result to `sink`: the agent's "scheduler" component."""
+
+    name = "scheduler"
 
     def __init__(
         self,
@@ -113,38 +109,57 @@ class Scheduler:
     ) -> None:
         self._sink = sink
         self._clock: Clock = clock or SystemClock()
-        self._ctx = replace(ctx, clock=self._clock.time)
-        self._pool = WorkerPool(concurrency, name="xunjian-check")
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._pool = WorkerPool(concurrency, name="xunjian-check")
+        self._runs = RunSupervisor(replace(ctx, clock=self._clock.time), self._pool, self._finished, self._clock)
+        self._salt = ctx.agent_id if salt is None else salt
+        self._jobs: list[_Job] = []
+        self._interval_heap: list[tuple[float, int, _Job]] = []
+        self._cron_heap: list[tuple[float, int, _Job]] = []
+        self._order = 0
+        self._job_of: dict[Run, _Job] = {}
+        """The job each run in progress belongs to (a reload may move a run to the job that replaced its own)."""
+        self._set_jobs([self._new_job(s) for s in specs if not s.disabled])
+
+    def _new_job(self, spec: CheckSpec) -> _Job:
         now_m, now_w = self._clock.monotonic(), self._clock.time()
-        key = ctx.agent_id if salt is None else salt
-        self._jobs = [
-            _Job(s, cron_next(s.schedule, now_w), True) if s.schedule else _Job(s, now_m + first_offset(s, key), False)
-            for s in specs
-            if not s.disabled
-        ]
-        self._interval_heap = [(j.next_due, i, j) for i, j in enumerate(self._jobs) if not j.cron]
-        self._cron_heap = [(j.next_due, i, j) for i, j in enumerate(self._jobs) if j.cron]
+        if spec.schedule:
+            return _Job(spec, cron_next(spec.schedule, now_w), True)
+        return _Job(spec, now_m + first_offset(spec, self._salt), False)
+
+    def _set_jobs(self, jobs: list[_Job]) -> None:
+        """Replace the job list and rebuild both heaps (caller holds the lock, or nothing runs yet)."""
+        self._jobs = jobs
+        self._interval_heap, self._cron_heap = [], []
+        for job in jobs:
+            self._order += 1
+            (self._cron_heap if job.cron else self._interval_heap).append((job.next_due, self._order, job))
         heapq.heapify(self._interval_heap)
         heapq.heapify(self._cron_heap)
-        self._running: set[_Job] = set()
 
     # lifecycle
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="xunjian-scheduler", daemon=True)
-        self._thread.start()
+    def start(self, host: Host | None = None) -> None:
+        self._thread = spawn("xunjian-scheduler", self._loop, host or LoggingHost(log), self.name)
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 5.0) -> bool:
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
         self._pool.shutdown()
+        return self._thread is None or not self._thread.is_alive()
+
+    def health(self) -> Health:
+        if self._error is not None:
+            return Health(False, f"stopped: {describe(self._error)}")
+        stuck = self._pool.stuck
+        detail = f"{len(self._jobs)} checks" + (f", {stuck} runs stuck past their timeout" if stuck else "")
+        return Health(True, detail)
 
     @property
     def error(self) -> BaseException | None:
@@ -159,41 +174,80 @@ class Scheduler:
                 self._wake.clear()
         except BaseException as exc:
             self._error = exc
-            log.exception("scheduler stopped")
+            raise
+
+    # reload
+
+    def replace(self, specs: Sequence[CheckSpec], ctx: RunContext | None = None) -> ScheduleChange:
+        """Run `specs` from now on: new checks are scheduled, changed ones keep their phase when their interval did
+        not change, removed ones stop (a run of theirs still going is left to finish and its results dropped)."""
+        with self._lock:
+            if ctx is not None:
+                self._runs.ctx = replace(ctx, clock=self._clock.time)
+            old = {job.key: job for job in self._jobs}
+            jobs, added, changed = [], [], []
+            for spec in specs:
+                if spec.disabled:
+                    continue
+                key = (spec.id, spec.target or "")
+                previous = old.pop(key, None)
+                if previous is None:
+                    jobs.append(self._new_job(spec))
+                    added.append(key)
+                    continue
+                if spec_fingerprint(spec) == spec_fingerprint(previous.spec):
+                    jobs.append(previous)
+                    continue
+                job = self._new_job(spec)
+                same_timing = (spec.schedule, spec.interval) == (previous.spec.schedule, previous.spec.interval)
+                if same_timing:
+                    job.next_due = previous.next_due
+                job.running, job.skipped = previous.running, previous.skipped
+                if job.running is not None:
+                    self._job_of[job.running] = job
+                job.runs_total, job.timeouts_total = previous.runs_total, previous.timeouts_total
+                job.skipped_total = previous.skipped_total
+                jobs.append(job)
+                changed.append(key)
+            for job in old.values():
+                if job.running is not None:
+                    job.running.discard = True
+            self._set_jobs(jobs)
+        self._wake.set()
+        return ScheduleChange(added, changed, sorted(old))
 
     # the schedule itself
 
     def next_due(self) -> dict[tuple[str, str], float]:
         """Next due time per (id, target): monotonic for interval checks, unix time for cron checks."""
         with self._lock:
-            return {(j.spec.id, j.spec.target or ""): j.next_due for j in self._jobs}
+            return {job.key: job.next_due for job in self._jobs}
 
     def tick(self) -> float:
         """Launch what is due, time out what overran; returns seconds until something is next due."""
         now_m, now_w = self._clock.monotonic(), self._clock.time()
         emit: list[list[Result]] = []
-        launch: list[tuple[_Job, _Run]] = []
-        with self._lock:
-            for job in list(self._running):
-                run = job.running
-                if run is None or run.timed_out or run.started is None:
-                    continue
-                if now_m >= run.started + _limit(job.spec):
-                    run.timed_out = True
+        launch: list[Run] = []
+        for run, result in self._runs.overdue(now_m):
+            with self._lock:
+                job = self._job_of.get(run)
+                if job is not None:
                     job.timeouts_total += 1
-                    emit.append([timeout_result(job.spec, run.started_at, now_m - run.started)])
-                    self._pool.abandon(run.worker)
-                    log.warning("check %s%s timed out after %s; its thread is abandoned until it returns",
-                                job.spec.id, f"@{job.spec.target}" if job.spec.target else "",
-                                format_seconds(job.spec.timeout))
+            if run.discard:
+                continue
+            emit.append([result])
+            log.warning("check %s%s timed out after %s; its thread is abandoned until it returns",
+                        run.spec.id, f"@{run.spec.target}" if run.spec.target else "",
+                        format_seconds(run.spec.timeout))
+        with self._lock:
             for heap, now in ((self._interval_heap, now_m), (self._cron_heap, now_w)):
                 while heap and heap[0][0] <= now:
                     _, order, job = heapq.heappop(heap)
                     if job.running is None:
-                        job.running = _Run()
+                        job.running = Run(job.spec)
+                        self._job_of[job.running] = job
                         job.runs_total += 1
-                        self._running.add(job)
-                        launch.append((job, job.running))
+                        launch.append(job.running)
                     else:
                         job.skipped += 1
                         job.skipped_total += 1
@@ -205,16 +259,14 @@ class Scheduler:
                 wait = min(wait, self._interval_heap[0][0] - now_m)
             if self._cron_heap:
                 wait = min(wait, self._cron_heap[0][0] - now_w)
-            for job in self._running:
-                run = job.running
-                if run is not None and not run.timed_out:
-                    wait = min(wait, (run.started if run.started is not None else now_m) + _limit(job.spec) - now_m)
+        limit = self._runs.next_limit(now_m)
+        if limit is not None:
+            wait = min(wait, limit - now_m)
         for results in emit:
             self._deliver(results)
-        for job, run in launch:
-            self._pool.submit(functools.partial(self._execute, job, run))
+        for run in launch:
+            self._runs.launch(run)
         return max(0.0, wait)
-
     def _advance(self, job: _Job, now_m: float, now_w: float) -> float:
         if job.cron:
             assert job.spec.schedule is not None
@@ -240,17 +292,14 @@ class Scheduler:
         r.metrics[SKIPPED_METRIC] = float(job.skipped)
         return [r]
 
-    def _execute(self, job: _Job, run: _Run) -> None:
+    def _finished(self, run: Run, results: list[Result]) -> None:
         with self._lock:
-            run.started = self._clock.monotonic()
-            run.started_at = self._clock.time()
-            run.worker = threading.current_thread()
-        results = run_check(job.spec, self._ctx)
-        with self._lock:
-            job.running = None
-            self._running.discard(job)
-            if run.timed_out:
-                log.info("check %s returned after its timeout; late results discarded", job.spec.id)
+            job = self._job_of.pop(run, None)
+            if job is not None and job.running is run:
+                job.running = None
+            if run.timed_out or run.discard or job is None:
+                why = "after its timeout" if run.timed_out else "after the check was removed"
+                log.info("check %s returned %s; late results discarded", run.spec.id, why)
                 return
             skipped, job.skipped = job.skipped, 0
         if skipped:

@@ -28,6 +28,11 @@ INSERT OR IGNORE INTO meta (name, value) VALUES ('last_seq', 0), ('acked_seq', 0
 """
 
 
+PRESSURE_LEVELS = (0.5, 0.9)
+"""Fractions of max_bytes at which the spool warns that the collector is not taking results fast enough."""
+DRAINED_LEVEL = 0.1
+
+
 class SpoolClosed(RuntimeError):
     """The agent is stopping; results that arrive now were never relied on and are not stored."""
 
@@ -65,6 +70,8 @@ class Spool:
         depth, size = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM results").fetchone()
         self._depth = int(depth)
         self._bytes = int(size)
+        self._pressure = 0
+        """How many of PRESSURE_LEVELS the spool has passed since it was last drained (logged once each)."""
 
     def close(self) -> None:
         """Close the database; closing twice is harmless."""
@@ -119,8 +126,23 @@ class Spool:
             if dropped:
                 self._dropped_total += dropped
                 log.warning("spool full (%d bytes): dropped the %d oldest results, %d dropped in total",
-                            self.max_bytes, dropped, self._dropped_total)
+                            self.max_bytes, dropped, self._dropped_total,
+                            extra={"event": "spool.dropped", "dropped": dropped, "dropped_total": self._dropped_total})
+            self._note_pressure()
             return seq
+
+    def _note_pressure(self) -> None:
+        """Log once per level crossed on the way up, and once when the backlog has drained (caller holds the lock)."""
+        used = self._bytes / self.max_bytes
+        level = sum(1 for mark in PRESSURE_LEVELS if used >= mark)
+        if level > self._pressure:
+            self._pressure = level
+            log.warning("spool at %.0f%% of its %d-byte bound: %d results waiting for the collector",
+                        used * 100, self.max_bytes, self._depth,
+                        extra={"event": "spool.pressure", "depth": self._depth, "used_fraction": round(used, 3)})
+        elif self._pressure and used < DRAINED_LEVEL:
+            self._pressure = 0
+            log.info("spool drained: %d results waiting", self._depth, extra={"event": "spool.drained"})
 
     def _drop_oldest(self, excess: int) -> tuple[int, int]:
         """Delete the oldest rows until `excess` bytes are freed (inside the caller's transaction)."""
@@ -175,6 +197,7 @@ class Spool:
             self._depth -= int(count)
             self._bytes -= int(size)
             self._acked_seq = acked
+            self._note_pressure()
             return int(count)
 
     def advance_seq(self, at_least: int) -> bool:

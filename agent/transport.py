@@ -25,6 +25,8 @@ from agent.config import CollectorSection
 from agent.spool import Spool
 from checks.result import Result, Status
 from protos import patrol_pb2, patrol_pb2_grpc
+from service.lifecycle import Health, Host, LoggingHost, spawn
+from service.lifecycle import describe as describe_error
 
 log = logging.getLogger("xunjian.agent.transport")
 
@@ -56,6 +58,8 @@ class _Session:
     sent_seq: int = 0
     in_flight: list[tuple[int, float]] = field(default_factory=list)
     """(last seq, monotonic send time) of each batch sent and not yet acknowledged, oldest first."""
+    renewed: bool = False
+    """Ended by this agent to send a new Hello (after a reload), not by a failure."""
 
     def frames(self) -> Iterator[patrol_pb2.AgentFrame]:
         while True:
@@ -129,15 +133,18 @@ class StreamClient:
         self._batch_size = settings.batch_max
         self._acks_at_reduced = 0
         self._error: BaseException | None = None
+        self._announce = False
+        """A new Hello is due: the current stream ends cleanly once its batches are acknowledged."""
         self.stats = TransportStats(batch_size=self._batch_size)
 
-    # lifecycle
+    # lifecycle: the agent's "transport" component
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="xunjian-transport", daemon=True)
-        self._thread.start()
+    name = "transport"
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def start(self, host: Host | None = None) -> None:
+        self._thread = spawn("xunjian-transport", self._run, host or LoggingHost(log), self.name)
+
+    def stop(self, timeout: float = 5.0) -> bool:
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
@@ -146,11 +153,34 @@ class StreamClient:
             call.cancel()
         if self._thread is not None:
             self._thread.join(timeout)
+        return self._thread is None or not self._thread.is_alive()
+
+    def health(self) -> Health:
+        if self._error is not None:
+            return Health(False, f"stopped: {describe_error(self._error)}")
+        if self.stats.address is None:
+            return Health(True, f"not connected ({self.stats.last_error or 'connecting'})")
+        return Health(True, f"connected to {self.stats.address}")
 
     @property
     def error(self) -> BaseException | None:
         """Why the transport thread died, if it did (a bug: connection failures are retried, not raised)."""
         return self._error
+
+    # reload
+
+    def announce(self, settings: CollectorSection | None = None) -> None:
+        """The agent's checks or labels changed (a reload): end the current stream once its batches in flight are
+        acknowledged and open a new one, whose Hello carries the new catalogue. New `settings` (addresses, batching)
+        apply from that stream on. Results keep their seq across this, so nothing is lost or sent twice."""
+        with self._cond:
+            if settings is not None:
+                self._settings = settings
+                self._addresses = list(settings.addresses)
+                self._batch_size = min(self._batch_size, settings.batch_max)
+                self.stats.batch_size = self._batch_size
+            self._announce = True
+            self._cond.notify_all()
 
     @property
     def batch_size(self) -> int:
@@ -191,6 +221,9 @@ class StreamClient:
                     self._connect(session)
                     if self._stop.is_set():
                         return
+                    if session.renewed:
+                        healthy = True
+                        break
                     code = status_code_name(session.error)
                     self.stats.last_error = describe(session.error)
                     if code in REFUSALS:
@@ -202,6 +235,10 @@ class StreamClient:
                         break
                     log.warning("collector %s unreachable (%s)%s", address, describe(session.error),
                                 "; trying the next address" if address != self._addresses[-1] else "")
+                if healthy and session.renewed:
+                    failures = 0
+                    log.info("stream to %s renewed to announce the reloaded checks", session.address)
+                    continue
                 if healthy:
                     failures = 0
                     delay = self._settings.reconnect.initial * self._rng.uniform(0.5, 1.0)
@@ -212,7 +249,7 @@ class StreamClient:
                 self._stop.wait(delay)
         except BaseException as exc:
             self._error = exc
-            log.exception("transport stopped")
+            raise
 
     def _backoff(self, failures: int) -> float:
         """Exponential in consecutive failed rounds, capped, with jitter so a fleet does not reconnect in step."""
@@ -239,6 +276,8 @@ class StreamClient:
         call: Any = None
         try:
             stub: Any = patrol_pb2_grpc.CollectorStub(channel)  # type: ignore[no-untyped-call]
+            with self._cond:
+                self._announce = False
             session.outq.put(patrol_pb2.AgentFrame(hello=self._hello(self._spool.last_seq)))
             call = stub.Stream(session.frames())
             with self._cond:
@@ -255,13 +294,15 @@ class StreamClient:
                 session.error = exc
         finally:
             with self._cond:
-                if session.error is None and not session.ended and not self._stop.is_set():
+                if session.error is None and not session.ended and not self._stop.is_set() and not session.renewed:
                     session.error = RuntimeError("stream abandoned")
                 session.ended = True
                 self._call = None
                 self._session = None
                 self.stats.address = None
             session.outq.put(None)
+            if session.renewed and receiver is not None:
+                receiver.join(self._ack_timeout())  # the collector ends its side once it has read our end
             if call is not None:
                 call.cancel()
             if receiver is not None:
@@ -316,7 +357,7 @@ class StreamClient:
                     self._batch_size = min(self._settings.batch_max, self._batch_size * 2)
                     self._acks_at_reduced = 0
                     self.stats.batch_size = self._batch_size
-            if window_was_full:
+            if window_was_full or self._announce:
                 self._cond.notify_all()
 
     # sending
@@ -352,6 +393,12 @@ class StreamClient:
                     if session.in_flight and now - session.in_flight[0][1] > self._ack_timeout():
                         session.error = TimeoutError(f"no Ack for {self._ack_timeout():g}s")
                         return
+                    if self._announce and not session.in_flight:
+                        session.renewed = True
+                        return
+                    if self._announce:
+                        self._cond.wait(self._ack_timeout())
+                        continue
                     last = self._spool.last_seq
                     can_send = last > session.sent_seq and len(session.in_flight) < s.window
                     wait = next_heartbeat - now

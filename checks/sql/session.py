@@ -177,9 +177,12 @@ def session_for(ctx: RunContext, name: str, *, wait: float) -> Iterator[Session]
         session.lock.release()
 
 
-def close_sessions(resources: MutableMapping[str, Any]) -> None:
-    """Close every database session kept in `resources` (agent shutdown, config reload)."""
+def close_sessions(resources: MutableMapping[str, Any], keep: frozenset[str] | None = None) -> None:
+    """Close the database sessions kept in `resources`: all of them (agent shutdown), or those of targets not in
+    `keep` (a reload removed them)."""
     for key in [k for k in resources if isinstance(k, str) and k.startswith(_RESOURCE_PREFIX)]:
+        if keep is not None and key[len(_RESOURCE_PREFIX):] in keep:
+            continue
         session = resources.pop(key)
         if isinstance(session, Session):
             session.close()

@@ -86,8 +86,8 @@ def test_agent_process_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
             proc.wait()
         col.stop()
     assert proc.returncode == 0, err
-    assert "got SIGTERM, stopping" in err
-    assert "agent ward-3 stopped" in err
+    assert "INFO xunjian.agent: agent ward-3 stopping (SIGTERM)" in err
+    assert "INFO xunjian.agent: agent ward-3 stopped\n" in err
 
 
 def test_run_agent_rejects_bad_config_with_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

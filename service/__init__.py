@@ -1,0 +1,1 @@
+"""What both daemons share: the component lifecycle, log set-up, the clock, pid files and reload requests."""
