@@ -19,7 +19,7 @@ from agent.config import AgentConfig, CollectorSection, load_agent_config
 from agent.scheduler import ScheduleChange, Scheduler
 from agent.spool import Spool, SpoolClosed
 from agent.transport import StreamClient
-from agent.wire import agent_version, build_hello
+from agent.wire import build_hello
 from checks.config_error import ConfigError
 from checks.result import Result
 from protos import patrol_pb2
@@ -34,6 +34,7 @@ from service.lifecycle import (
     run_until_stopped,
 )
 from service.logs import setup_logging
+from service.version import version
 
 log = logging.getLogger("xunjian.agent")
 PID_FILE = "agent.pid"
@@ -122,7 +123,7 @@ class AgentDaemon:
         self.supervisor.start()
         st = self.spool.stats()
         log.info("agent %s started: xunjian %s, config %s, %d checks from %d packs, %d targets, spool %s "
-                 "(%d results waiting, last seq %d), collectors %s", c.agent.id, agent_version(), c.source,
+                 "(%d results waiting, last seq %d), collectors %s", c.agent.id, version(), c.source,
                  len(self.specs), len(c.checks.packs), len(c.targets), self.spool.path, st.depth, st.last_seq,
                  ", ".join(c.collector.addresses),
                  extra={"event": "start", "agent": c.agent.id, "checks": len(self.specs)})

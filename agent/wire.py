@@ -10,19 +10,10 @@ from typing import Any
 from checks.result import Finding, Outcome, Result, Status
 from checks.spec import CheckSpec
 from protos import patrol_pb2
+from service.version import version
 
 _UINT32_MAX = 2**32 - 1
 _OUTCOMES = {o.value: o for o in Outcome}
-
-
-def agent_version() -> str:
-    """The installed xunjian version; "0+unknown" when running from a source tree that was never installed."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("xunjian")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 def result_to_proto(result: Result, seq: int = 0) -> patrol_pb2.Result:
@@ -122,7 +113,7 @@ def build_hello(
         hostname=socket.gethostname(),
         labels=dict(labels),
         roles=list(roles),
-        agent_version=agent_version(),
+        agent_version=version(),
         platform=f"{platform.system()} {platform.release()} {platform.machine()}; Python {platform.python_version()}",
         checks=[check_info(s, targets) for s in specs],
         last_seq=last_seq,

@@ -107,6 +107,7 @@ class IncidentResolve:
     key: str
     status: int
     summary: str
+    """Why it resolved (the recovering result's summary, "agent is sending again"...): its `resolution`."""
     at: float
 
 
@@ -121,6 +122,15 @@ class FindingSeen:
     engine: str
     finding: FindingLike
     at: float
+
+
+@dataclass
+class HelloEffects:
+    """What a Hello changes: incidents (agent back, checks removed) and the checks whose series end."""
+
+    incidents: list[IncidentAction] = field(default_factory=list)
+    ended: list[tuple[str, str]] = field(default_factory=list)
+    """(check id, target) the agent declared before and no longer does."""
 
 
 @dataclass

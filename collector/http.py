@@ -1,17 +1,22 @@
-"""HTTP on the collector: /healthz, /metrics and the JSON API (docs/api.md).
+"""HTTP on the collector: the route handlers (`Api`) and, apart from them, the transport that serves them.
 
-Standard library ThreadingHTTPServer in its own threads, on purpose: no extra dependency, store reads
-(SQLite, WAL: readers never block the writer) and scrape-time metric building run outside the event
-loop that carries ingest, and request volume (a CLI, a console, a Prometheus every 15 s) is small.
+`Api` knows nothing of sockets: each route takes a Request and returns a Response, and `Api.routes()` is the
+table docs/api.md is tested against. `HttpServer` is today's transport, the standard library's
+ThreadingHTTPServer in threads of the collector process (no dependency; store reads and scrape-time metric
+building run outside the event loop that carries ingest). Replacing it (TLS, tokens, a server that does not
+hold a thread per idle client) means writing another transport over `Api.handle`, nothing else.
 Writes (finding reviews) go through the single store writer like everything else.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,13 +32,66 @@ from collector.incidents import status_name
 from collector.state import NO_STATUS, StateEngine
 from collector.store import FINDING_STATES, Row, Store
 from collector.writer import Writer
+from service.lifecycle import Health, Host, spawn
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("xunjian.collector.http")
 MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 500
 REVIEW_TIMEOUT_S = 30.0
+JSON = "application/json; charset=utf-8"
 CONSOLE_HTML = (Path(__file__).parent / "static" / "console.html").read_bytes()
 """A read-only page over the JSON API; the full console comes with its own issue."""
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query: Mapping[str, list[str]] = field(default_factory=dict)
+    body: bytes = b""
+    params: Mapping[str, str] = field(default_factory=dict)
+    """Values of the route's {placeholders}."""
+
+    def json(self) -> Any:
+        if not self.body:
+            return None
+        try:
+            return json.loads(self.body)
+        except ValueError as exc:
+            raise ApiError(HTTPStatus.BAD_REQUEST, f"body is not JSON: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Response:
+    status: HTTPStatus
+    body: bytes
+    content_type: str = JSON
+
+    @staticmethod
+    def of(payload: Any, status: HTTPStatus = HTTPStatus.OK) -> Response:
+        return Response(status, json.dumps(payload, ensure_ascii=False).encode(), JSON)
+
+
+Handler = Callable[[Request], Response]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: str
+    """A path with {placeholders}, e.g. /api/v1/findings/{id}; docs/api.md writes them in capitals (ID)."""
+    handler: Handler
+
+    def match(self, method: str, path: str) -> dict[str, str] | None:
+        if method != self.method:
+            return None
+        m = _path_regex(self.pattern).match(path)
+        return m.groupdict() if m else None
+
+
+@functools.cache
+def _path_regex(pattern: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(pattern)) + "$")
 
 
 class ApiError(Exception):
@@ -43,7 +101,7 @@ class ApiError(Exception):
         self.message = message
 
 
-def _int_param(query: dict[str, list[str]], name: str, default: int, *, maximum: int | None = None) -> int:
+def _int_param(query: Mapping[str, list[str]], name: str, default: int, *, maximum: int | None = None) -> int:
     raw = query.get(name, [None])[0]
     if raw is None or raw == "":
         return default
@@ -57,20 +115,67 @@ def _int_param(query: dict[str, list[str]], name: str, default: int, *, maximum:
 
 
 class Api:
-    """Route handlers; each returns (status, JSON-able body)."""
+    """Route handlers; `handle` is the one entry point a transport calls."""
 
     def __init__(self, engine: StateEngine, store: Store, writer: Writer, registry: CollectorRegistry,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], health: Callable[[], Mapping[str, Health]]) -> None:
         self.engine = engine
         self.store = store
         self.writer = writer
         self.registry = registry
         self.clock = clock
+        self.health = health
+        self._routes = self.routes()
 
-    def healthz(self) -> tuple[HTTPStatus, Any]:
-        if self.writer.error is not None:
-            return HTTPStatus.SERVICE_UNAVAILABLE, {"status": "error", "error": f"store writer: {self.writer.error}"}
-        return HTTPStatus.OK, {"status": "ok"}
+    def routes(self) -> list[Route]:
+        def json_get(fn: Callable[[Request], Any]) -> Handler:
+            return lambda req: Response.of(fn(req))
+
+        return [
+            Route("GET", "/", lambda _req: Response(HTTPStatus.OK, CONSOLE_HTML, "text/html; charset=utf-8")),
+            Route("GET", "/healthz", self.healthz),
+            Route("GET", "/metrics", lambda _req: Response(HTTPStatus.OK, generate_text(self.registry),
+                                                           CONTENT_TYPE_LATEST)),
+            Route("GET", "/api/v1/agents", json_get(lambda _req: self.agents())),
+            Route("GET", "/api/v1/checks", json_get(lambda req: self.checks(req.query))),
+            Route("GET", "/api/v1/incidents", json_get(lambda req: self.incidents(req.query))),
+            Route("GET", "/api/v1/results", json_get(lambda req: self.results(req.query))),
+            Route("GET", "/api/v1/findings", json_get(lambda req: self.findings(req.query))),
+            Route("GET", "/api/v1/findings/{id}", json_get(lambda req: self.finding(_finding_id(req.params["id"])))),
+            *(Route("POST", f"/api/v1/findings/{{id}}/{action}", self._reviewer(action)) for action in REVIEW_ACTIONS),
+        ]
+
+    def _reviewer(self, action: str) -> Handler:
+        return lambda req: Response.of(self.review(_finding_id(req.params["id"]), action, req.json()))
+
+    def handle(self, method: str, path: str, query: Mapping[str, list[str]], body: bytes = b"") -> Response:
+        """Answer one request; errors are JSON {"error": ...} with their status, a bug is a 500 that is logged."""
+        if path == "/console":
+            path = "/"
+        try:
+            allowed = []
+            for route in self._routes:
+                params = route.match(method, path)
+                if params is not None:
+                    return route.handler(Request(method, path, query, body, params))
+                if route.match(route.method, path) is not None:
+                    allowed.append(route.method)
+            if allowed:
+                raise ApiError(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} {path} is not allowed; use {', '.join(allowed)}")
+            raise ApiError(HTTPStatus.NOT_FOUND, f"no such endpoint: {method} {path}")
+        except ApiError as exc:
+            return Response.of({"error": exc.message}, exc.status)
+        except Exception as exc:
+            log.exception("HTTP %s %s failed", method, path)
+            return Response.of({"error": f"internal error: {exc}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
+
+    def healthz(self, _req: Request) -> Response:
+        parts = {name: {"ok": h.ok, "detail": h.detail} for name, h in self.health().items()}
+        failing = [f"{name}: {p['detail']}" for name, p in parts.items() if not p["ok"]]
+        if failing:
+            return Response.of({"status": "error", "error": "; ".join(failing), "components": parts},
+                               HTTPStatus.SERVICE_UNAVAILABLE)
+        return Response.of({"status": "ok", "components": parts})
 
     def agents(self) -> list[Row]:
         out = []
@@ -89,7 +194,7 @@ class Api:
             })
         return out
 
-    def checks(self, query: dict[str, list[str]]) -> list[Row]:
+    def checks(self, query: Mapping[str, list[str]]) -> list[Row]:
         agent = query.get("agent", [""])[0]
         out = []
         for v in self.engine.series_views():
@@ -108,7 +213,7 @@ class Api:
         out.sort(key=lambda c: (c["agent"], c["check_id"], c["target"], c["key"]))
         return out
 
-    def incidents(self, query: dict[str, list[str]]) -> list[Row]:
+    def incidents(self, query: Mapping[str, list[str]]) -> list[Row]:
         status = query.get("status", ["open"])[0]
         if status not in ("open", "resolved", "all"):
             raise ApiError(HTTPStatus.BAD_REQUEST, f"status must be open, resolved or all, got {status!r}")
@@ -117,7 +222,7 @@ class Api:
             row["last_status"] = status_name(int(row["last_status"]))
         return rows
 
-    def results(self, query: dict[str, list[str]]) -> list[Row]:
+    def results(self, query: Mapping[str, list[str]]) -> list[Row]:
         if self.store.history != "all":
             raise ApiError(HTTPStatus.BAD_REQUEST, f"results history is not kept (store.history is "
                            f"{self.store.history!r}); set store.history: all in collector.yaml")
@@ -130,7 +235,7 @@ class Api:
             row["status"] = status_name(int(row["status"]))
         return rows
 
-    def findings(self, query: dict[str, list[str]]) -> list[Row]:
+    def findings(self, query: Mapping[str, list[str]]) -> list[Row]:
         filters = {k: query[k][0] for k in ("target", "engine", "state", "agent") if query.get(k, [""])[0]}
         if "state" in filters and filters["state"] not in FINDING_STATES:
             raise ApiError(HTTPStatus.BAD_REQUEST, f"state must be one of {', '.join(FINDING_STATES)}, "
@@ -161,29 +266,6 @@ class Api:
             raise ApiError(HTTPStatus.NOT_FOUND, f"finding {finding_id} not found")
         return self.finding(finding_id)
 
-    def get(self, path: str, query: dict[str, list[str]]) -> tuple[HTTPStatus, Any]:
-        if path == "/healthz":
-            return self.healthz()
-        routes: dict[str, Callable[[], Any]] = {
-            "/api/v1/agents": self.agents,
-            "/api/v1/checks": lambda: self.checks(query),
-            "/api/v1/incidents": lambda: self.incidents(query),
-            "/api/v1/results": lambda: self.results(query),
-            "/api/v1/findings": lambda: self.findings(query),
-        }
-        if path in routes:
-            return HTTPStatus.OK, routes[path]()
-        parts = path.strip("/").split("/")
-        if len(parts) == 4 and parts[:3] == ["api", "v1", "findings"]:
-            return HTTPStatus.OK, self.finding(_finding_id(parts[3]))
-        raise ApiError(HTTPStatus.NOT_FOUND, f"no such endpoint: GET {path}")
-
-    def post(self, path: str, body: Any) -> tuple[HTTPStatus, Any]:
-        parts = path.strip("/").split("/")
-        if len(parts) == 5 and parts[:3] == ["api", "v1", "findings"] and parts[4] in REVIEW_ACTIONS:
-            return HTTPStatus.OK, self.review(_finding_id(parts[3]), parts[4], body)
-        raise ApiError(HTTPStatus.NOT_FOUND, f"no such endpoint: POST {path}")
-
 
 def _finding_id(raw: str) -> int:
     if not raw.isdigit():
@@ -192,6 +274,8 @@ def _finding_id(raw: str) -> int:
 
 
 class _Handler(BaseHTTPRequestHandler):
+    """Today's transport: HTTP/1.1 over the standard library, every request handed to `Api.handle`."""
+
     api: Api
     server_version = "xunjian-collector"
     protocol_version = "HTTP/1.1"
@@ -199,71 +283,57 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
-    def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+    def _serve(self, body: bytes = b"") -> None:
+        url = urlsplit(self.path)
+        response = self.api.handle(self.command, url.path, parse_qs(url.query), body)
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
         self.end_headers()
-        self.wfile.write(body)
-
-    def _json(self, status: HTTPStatus, payload: Any) -> None:
-        self._send(status, json.dumps(payload, ensure_ascii=False).encode(), "application/json; charset=utf-8")
-
-    def _handle(self, call: Callable[[], tuple[HTTPStatus, Any]]) -> None:
-        try:
-            status, payload = call()
-        except ApiError as exc:
-            self._json(exc.status, {"error": exc.message})
-            return
-        except Exception as exc:
-            log.exception("HTTP %s %s failed", self.command, self.path)
-            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error: {exc}"})
-            return
-        self._json(status, payload)
+        self.wfile.write(response.body)
 
     def do_GET(self) -> None:
-        url = urlsplit(self.path)
-        if url.path in ("/", "/console"):
-            self._send(HTTPStatus.OK, CONSOLE_HTML, "text/html; charset=utf-8")
-            return
-        if url.path == "/metrics":
-            self._send(HTTPStatus.OK, generate_text(self.api.registry), CONTENT_TYPE_LATEST)
-            return
-        self._handle(lambda: self.api.get(url.path, parse_qs(url.query)))
+        self._serve()
 
     def do_POST(self) -> None:
-        url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-
-        def call() -> tuple[HTTPStatus, Any]:
-            try:
-                body = json.loads(raw) if raw else None
-            except ValueError as exc:
-                raise ApiError(HTTPStatus.BAD_REQUEST, f"body is not JSON: {exc}") from None
-            return self.api.post(url.path, body)
-        self._handle(call)
+        self._serve(self.rfile.read(length) if length else b"")
 
 
 class HttpServer:
-    """The HTTP server in a background thread, with start/stop like the other long-running parts."""
+    """The HTTP transport as the collector's "http" component."""
+
+    name = "http"
 
     def __init__(self, api: Api, host: str, port: int) -> None:
-        handler = type("Handler", (_Handler,), {"api": api})
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
+        self.api = api
+        self.address = (host, port)
+        self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return int(self._server.server_address[1]) if self._server is not None else 0
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="xunjian-http", daemon=True)
-        self._thread.start()
+    def start(self, host: Host) -> None:
+        handler = type("Handler", (_Handler,), {"api": self.api})
+        try:
+            self._server = ThreadingHTTPServer(self.address, handler)
+        except OSError as exc:
+            raise OSError(f"cannot listen on {self.address[0]}:{self.address[1]} (listen.http): "
+                          f"{exc.strerror or exc}") from None
+        self._server.daemon_threads = True
+        self._thread = spawn("xunjian-http", self._server.serve_forever, host, self.name)
 
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    def stop(self, timeout: float = 5.0) -> bool:
+        if self._server is None:
+            return True
         if self._thread is not None:
-            self._thread.join(5)
+            self._server.shutdown()
+            self._thread.join(timeout)
+        self._server.server_close()
+        return self._thread is None or not self._thread.is_alive()
+
+    def health(self) -> Health:
+        alive = self._thread is not None and self._thread.is_alive()
+        return Health(alive, "" if alive else "not serving")

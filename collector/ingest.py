@@ -19,13 +19,16 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from collector.events import AgentHeartbeat, AgentHello, BatchEffects, CheckRule, IncidentAction
+from collector.eventlog import agent_connected, agent_disconnected, checks_ended, incidents_committed, spool_dropped
+from collector.events import AgentHeartbeat, AgentHello, BatchEffects, CheckRule, HelloEffects, IncidentAction
+from collector.loop import EventLoop
 from collector.state import StateEngine
 from collector.store import Store, StoreTx
 from collector.writer import Writer
 from protos import patrol_pb2, patrol_pb2_grpc
+from service.lifecycle import Health, Host
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("xunjian.collector.ingest")
 SERVICE_NAME = "xunjian.v1.Collector"
 
 
@@ -48,11 +51,19 @@ def hello_record(hello: patrol_pb2.Hello, at: float) -> AgentHello:
                       hello.platform, hello.last_seq, checks, at)
 
 
-def _write_hello(hello: AgentHello, actions: Sequence[IncidentAction]) -> Callable[[StoreTx], None]:
+def _write_hello(hello: AgentHello, effects: HelloEffects) -> Callable[[StoreTx], None]:
     def job(tx: StoreTx) -> None:
         tx.write_hello(hello)
-        tx.write_incident_actions(actions)
+        if effects.ended:
+            tx.end_series(hello.agent_id, effects.ended)
+        tx.write_incident_actions(effects.incidents)
     return job
+
+
+def log_after_commit(fut: Future[Any], actions: Sequence[IncidentAction]) -> None:
+    """Log `actions` once the commit carrying them has succeeded (a failed one is retried by the agent)."""
+    if actions:
+        fut.add_done_callback(lambda f: None if f.cancelled() or f.exception() else incidents_committed(actions))
 
 
 def _write_heartbeat(beat: AgentHeartbeat, actions: Sequence[IncidentAction]) -> Callable[[StoreTx], None]:
@@ -96,10 +107,16 @@ class IngestServicer(patrol_pb2_grpc.CollectorServicer):
             known = self.engine.agents.get(agent_id)
             if agent_id in self._needs_reload or stored != (known.stored_seq if known else 0):
                 await self._reload(agent_id)
-            await asyncio.wrap_future(self.writer.submit(_write_hello(hello, self.engine.hello(hello))))
+            effects = self.engine.hello(hello)
+            fut = self.writer.submit(_write_hello(hello, effects))
+            log_after_commit(fut, effects.incidents)
+            await asyncio.wrap_future(fut)
         except Exception as exc:
             self._needs_reload.add(agent_id)
+            log.warning("agent %s turned away: the store could not record its Hello: %s", agent_id, exc)
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"collector store error, retry later: {exc}")
+        if effects.ended:
+            checks_ended(agent_id, effects.ended)
         agent = self.engine.agent(agent_id)
         agent.connections += 1
         self.stats.streams += 1
@@ -107,14 +124,24 @@ class IngestServicer(patrol_pb2_grpc.CollectorServicer):
         main = asyncio.current_task()
         assert main is not None
         acker = asyncio.ensure_future(self._send_acks(agent_id, acks, context, main))
+        why = "the agent closed the stream"
         try:
             await context.write(patrol_pb2.CollectorFrame(welcome=patrol_pb2.Welcome(
                 high_water_seq=agent.stored_seq, collector_id=self.collector_id,
                 max_batch_results=self.max_batch_results)))
+            agent_connected(agent_id, hello.hostname, hello.version, len(hello.checks), context.peer(),
+                            agent.stored_seq)
             await self._read_frames(agent_id, acks, acker, context)
             acks.put(None)
             await acker
+        except asyncio.CancelledError:
+            why = "the stream was cancelled (the agent went away or the collector is stopping)"
+            raise
+        except Exception as exc:
+            why = f"{type(exc).__name__}: {exc}"
+            raise
         finally:
+            agent_disconnected(agent_id, why)
             current = self.engine.agents.get(agent_id)  # gone when a failed commit made us forget it
             if current is not None and current.connections > 0:
                 current.connections -= 1
@@ -142,11 +169,17 @@ class IngestServicer(patrol_pb2_grpc.CollectorServicer):
                 stats.results_total += effects.accepted
                 stats.duplicates_total += effects.duplicates
                 stats.transitions_total += len(effects.transitions)
-                acks.put((self.writer.submit(_write_batch(effects)), effects.high_water_seq))
+                fut = self.writer.submit(_write_batch(effects))
+                log_after_commit(fut, effects.incidents)
+                acks.put((fut, effects.high_water_seq))
             elif which == "heartbeat":
                 hb = frame.heartbeat
                 beat = AgentHeartbeat(agent_id, hb.last_seq, hb.spool_depth, hb.dropped_total, self.clock())
-                self.writer.submit(_write_heartbeat(beat, engine.heartbeat(beat)))
+                dropped_before = engine.agent(agent_id).dropped_total
+                actions = engine.heartbeat(beat)
+                log_after_commit(self.writer.submit(_write_heartbeat(beat, actions)), actions)
+                if beat.dropped_total > dropped_before:
+                    spool_dropped(agent_id, beat.dropped_total - dropped_before, beat.dropped_total)
             elif which == "hello":
                 await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "Hello may be sent only once per stream")
 
@@ -164,7 +197,8 @@ class IngestServicer(patrol_pb2_grpc.CollectorServicer):
                     more[0].result()
                     seq = more[1]
             except Exception as exc:
-                log.error("store refused a batch of agent %s: %s", agent_id, exc)
+                log.error("store refused a batch of agent %s: %s; the agent will send it again", agent_id, exc,
+                          extra={"event": "store.error", "agent": agent_id})
                 self.engine.forget(agent_id)
                 self._needs_reload.add(agent_id)
                 main.cancel()
@@ -228,3 +262,53 @@ async def mark_serving(health_servicer: health.aio.HealthServicer, serving: bool
     status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, status)
+
+
+class IngestServer:
+    """The gRPC ingest as a component: the grpc.aio server on the collector's event loop."""
+
+    name = "grpc"
+
+    def __init__(self, loop: EventLoop, servicer: IngestServicer, listen: str, *, max_message_bytes: int,
+                 interceptors: Sequence[grpc.aio.ServerInterceptor] = (), grace: float = 2.0) -> None:
+        self.loop = loop
+        self.servicer = servicer
+        self.listen = listen
+        self.max_message_bytes = max_message_bytes
+        self.interceptors = interceptors
+        self.grace = grace
+        self.port = 0
+        self._server: grpc.aio.Server | None = None
+        self._serving = False
+
+    def start(self, host: Host) -> None:
+        self.loop.call(self._start(), timeout=30)
+
+    async def _start(self) -> None:
+        self._server, health_servicer = build_grpc_server(self.servicer, max_message_bytes=self.max_message_bytes,
+                                                          interceptors=self.interceptors)
+        try:
+            self.port = self._server.add_insecure_port(self.listen)
+        except RuntimeError as exc:  # grpc raises this when the address is in use
+            raise OSError(f"cannot listen on {self.listen} (listen.grpc): {exc}") from None
+        if self.port == 0:
+            raise OSError(f"cannot listen on {self.listen} (listen.grpc): address in use or not available")
+        await self._server.start()
+        await mark_serving(health_servicer, True)
+        self._serving = True
+
+    def stop(self, timeout: float) -> bool:
+        if self._server is None:
+            return True
+        self._serving = False
+        server = self._server
+        try:
+            self.loop.call(server.stop(min(self.grace, timeout / 2)), timeout)
+        except Exception as exc:
+            log.warning("gRPC server did not stop cleanly: %s", exc)
+            return False
+        return True
+
+    def health(self) -> Health:
+        streams = self.servicer.stats.streams
+        return Health(self._serving, f"{streams} agent streams" if self._serving else "not serving")

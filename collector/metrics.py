@@ -28,7 +28,7 @@ from collector.state import NO_STATUS, SeriesView, StateEngine
 from collector.store import FINDING_STATES, Store
 from collector.writer import COMMIT_BUCKETS, CommitStats
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("xunjian.collector.metrics")
 YIELD_EVERY_SERIES = 16
 """~100 µs of rendering between GIL hand-offs, instead of holding it for the 1 ms switch interval."""
 

@@ -1,37 +1,56 @@
-"""The collector process: one lifecycle for store, writer, gRPC ingest, timers and HTTP.
+"""The collector process: store, then event loop, writer, gRPC ingest, timers and HTTP under one Supervisor.
 
-`serve(config_path)` is what `xunjian collector` calls; `serve_config(cfg)` is for `xunjian up`, which
-builds the config from a data directory. Both return an exit code: 2 for a bad config, 0 on a clean
-stop (SIGTERM or SIGINT), 1 when a part failed.
+`serve(config_path)` is what `xunjian collector serve` calls. Exit codes: 2 for a bad config, 1 when the
+collector cannot start (one log line says why: an unwritable store directory, a port in use) or a part failed,
+0 after SIGTERM or SIGINT. SIGHUP re-reads collector.yaml: timing rules apply at once, listen addresses and the
+store need a restart (the log line says which).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import socket
+import sqlite3
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
 from checks.config_error import ConfigError
+from collector.backends import open_store, store_location
 from collector.config import CollectorConfig, load_config
 from collector.http import Api, HttpServer
-from collector.ingest import IngestServicer, build_grpc_server, mark_serving
+from collector.ingest import IngestServer, IngestServicer, log_after_commit
+from collector.loop import EventLoop
 from collector.metrics import PatrolMetrics, build_registry
 from collector.state import AgentLiveness, StateEngine
-from collector.store import Store, open_store
+from collector.store import Store
+from collector.timers import Timers
 from collector.writer import Writer
+from service.control import PidFile, ReloadReporter
+from service.lifecycle import (
+    EXIT_FAILED,
+    EXIT_INVALID,
+    STOP_DEADLINE_S,
+    Health,
+    StartError,
+    Supervisor,
+    install_signals,
+    run_until_stopped,
+)
+from service.logs import setup_logging
+from service.version import version
 
-log = logging.getLogger(__name__)
+T = TypeVar("T")
+log = logging.getLogger("xunjian.collector")
 HOUSEKEEPING_INTERVAL_S = 60.0
 PURGE_CHUNK = 10_000
+LOST_AGENTS = "lost-agent check"
+HOUSEKEEPING = "housekeeping"
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -39,53 +58,85 @@ def _split(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def control_files(config: CollectorConfig) -> tuple[Path, Path]:
+    """The pid file and reload status file of the collector of `config`, next to its SQLite store."""
+    db = store_location(config)
+    return db.with_suffix(".pid"), db.with_suffix(".reload.json")
+
+
+def _restart_only(old: CollectorConfig, new: CollectorConfig) -> list[str]:
+    pairs = {
+        "listen.grpc": (old.listen.grpc, new.listen.grpc),
+        "listen.http": (old.listen.http, new.listen.http),
+        "store.url": (old.store.url, new.store.url),
+        "store.history": (old.store.history, new.store.history),
+        "ingest.max_message_bytes": (old.ingest.max_message_bytes, new.ingest.max_message_bytes),
+    }
+    return [name for name, (a, b) in pairs.items() if a != b]
+
+
 class Collector:
-    """Start/stop of every long-running part; `error` says why it stopped when it was not asked to."""
+    """Every long-running part of the collector; start() returns once all of them run, stop() is clean."""
 
     def __init__(self, config: CollectorConfig, *, clock: Callable[[], float] = time.time,
-                 interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> None:
+                 interceptors: Sequence[grpc.aio.ServerInterceptor] = (), source: Path | None = None,
+                 overrides: dict[str, str | None] | None = None) -> None:
         self.config = config
+        self.source = source
+        self.overrides = overrides or {}
         self.clock = clock
         self.interceptors = interceptors
+        self.supervisor = Supervisor("collector", log)
         self.engine = StateEngine(history_all=config.store.history == "all")
         self.store: Store | None = None
         self.writer: Writer | None = None
         self.servicer: IngestServicer | None = None
+        self.loop: EventLoop | None = None
+        self.timers: Timers | None = None
         self.grpc_port = 0
         self.http_port = 0
-        self.error: BaseException | None = None
-        self._grpc: grpc.aio.Server | None = None
-        self._http: HttpServer | None = None
-        self._tasks: list[asyncio.Task[Any]] = []
-        self._stopped = asyncio.Event()
+        self.pid_file: PidFile | None = None
+        self.reloads: ReloadReporter | None = None
 
-    async def start(self) -> None:
-        path = self.config.sqlite_path()
-        if path is None:
-            raise ConfigError("only SQLite stores are available in this version", field="store.url")
-        self.store = store = await asyncio.to_thread(open_store, path, history=self.config.store.history)
-        self.engine.restore(await asyncio.to_thread(store.load_snapshot), self.clock())
-        self.writer = writer = Writer(store)
-        writer.start()
-        ingest = self.config.ingest
+    def start(self) -> None:
+        """Open the store (one clear StartError if it cannot be written), then start every part in order."""
+        cfg = self.config
+        path = store_location(cfg)
+        pid_path, status_path = control_files(cfg)
+        try:
+            self.pid_file = PidFile(pid_path, "collector")
+            self.pid_file.create()
+            self.store = store = open_store(cfg)
+            self.engine.restore(store.load_snapshot(), self.clock())
+        except (OSError, sqlite3.Error) as exc:
+            raise StartError("store", f"cannot open {path}: {exc} (store.url; its directory must exist or be "
+                             "creatable and be writable by the collector's user)") from exc
+        self.reloads = ReloadReporter(status_path)
+        self.loop = loop = self.supervisor.add(EventLoop())
+        self.writer = writer = self.supervisor.add(Writer(store))
+        ingest = cfg.ingest
         self.servicer = IngestServicer(self.engine, writer, store, max_batch_results=ingest.max_batch_results,
                                        collector_id=socket.gethostname(), clock=self.clock)
-        self._grpc, health = build_grpc_server(self.servicer, max_message_bytes=ingest.max_message_bytes,
-                                               interceptors=self.interceptors)
-        self.grpc_port = self._grpc.add_insecure_port(self.config.listen.grpc)
-        if self.grpc_port == 0:
-            raise OSError(f"cannot listen on {self.config.listen.grpc} (listen.grpc)")
-        await self._grpc.start()
-        await mark_serving(health, True)
+        grpc_server = self.supervisor.add(IngestServer(loop, self.servicer, cfg.listen.grpc,
+                                                       max_message_bytes=ingest.max_message_bytes,
+                                                       interceptors=self.interceptors))
+        self.timers = timers = self.supervisor.add(Timers(loop, self.clock, store.is_unavailable))
+        timers.every(LOST_AGENTS, self._lost_interval(), self.check_lost_agents)
+        timers.every(HOUSEKEEPING, self._housekeeping_interval(), self.housekeeping)
         registry = build_registry(PatrolMetrics(self.engine, store, self.servicer.stats, writer.stats, self.clock))
-        host, port = _split(self.config.listen.http)
-        self._http = HttpServer(Api(self.engine, store, writer, registry, self.clock), host, port)
-        self.http_port = self._http.port
-        self._http.start()
-        self._tasks = [asyncio.ensure_future(self._every(self._lost_interval(), self.check_lost_agents)),
-                       asyncio.ensure_future(self._every(self._housekeeping_interval(), self.housekeeping))]
-        log.info("collector listening: grpc %s (port %d), http %s (port %d), store %s", self.config.listen.grpc,
-                 self.grpc_port, self.config.listen.http, self.http_port, path)
+        host, port = _split(cfg.listen.http)
+        http = self.supervisor.add(HttpServer(Api(self.engine, store, writer, registry, self.clock, self.health),
+                                              host, port))
+        self.supervisor.start()
+        self.grpc_port, self.http_port = grpc_server.port, http.port
+        log.info("collector started: xunjian %s, config %s, grpc %s (port %d), http %s (port %d), store %s "
+                 "(history %s, %d agents known), agents lost after %gs", version(), self.source or "(defaults)",
+                 cfg.listen.grpc, self.grpc_port, cfg.listen.http, self.http_port, path, cfg.store.history,
+                 len(self.engine.agents), cfg.agents.lost_after,
+                 extra={"event": "start", "grpc_port": self.grpc_port, "http_port": self.http_port})
+
+    def health(self) -> dict[str, Health]:
+        return self.supervisor.health()
 
     def _housekeeping_interval(self) -> float:
         """Often enough that a finding is marked fixed within a quarter of fixed_after of going stale."""
@@ -94,18 +145,10 @@ class Collector:
     def _lost_interval(self) -> float:
         return min(max(self.config.agents.lost_after / 6, 0.5), 10.0)
 
-    async def _every(self, seconds: float, job: Callable[[], Any]) -> None:
-        while True:
-            try:
-                outcome = job()
-                if asyncio.iscoroutine(outcome):
-                    await outcome
-            except Exception as exc:
-                log.exception("periodic job failed")
-                self.error = exc
-                self._stopped.set()
-                return
-            await asyncio.sleep(seconds)
+    def on_loop(self, coro: Coroutine[Any, Any, T]) -> Awaitable[T]:
+        """Run `coro` on the collector's event loop and await it from any other loop (tests drive timers so)."""
+        assert self.loop is not None
+        return asyncio.wrap_future(self.loop.submit(coro))
 
     async def check_lost_agents(self) -> None:
         """Open 'agent lost' for agents silent longer than agents.lost_after at every collector of the store."""
@@ -113,7 +156,9 @@ class Collector:
         stored = [AgentLiveness(*row) for row in await asyncio.to_thread(self.store.agent_liveness)]
         actions = self.engine.lost_agents(self.clock(), self.config.agents.lost_after, stored)
         if actions:
-            await asyncio.wrap_future(self.writer.submit(lambda tx: tx.write_incident_actions(actions)))
+            fut = self.writer.submit(lambda tx: tx.write_incident_actions(actions))
+            log_after_commit(fut, actions)
+            await asyncio.wrap_future(fut)
 
     async def housekeeping(self) -> tuple[int, int]:
         """Mark findings not seen within findings.fixed_after as fixed; purge history past its retention."""
@@ -128,31 +173,72 @@ class Collector:
             chunk = await asyncio.wrap_future(writer.submit(lambda tx: tx.purge_history(purge_before, PURGE_CHUNK)))
             purged += chunk
             if chunk < PURGE_CHUNK:
+                if fixed or purged:
+                    log.info("housekeeping: %d findings marked fixed, %d history rows purged", fixed, purged,
+                             extra={"event": "housekeeping", "fixed": fixed, "purged": purged})
                 return fixed, purged
 
-    async def wait(self) -> None:
-        await self._stopped.wait()
-
-    def request_stop(self) -> None:
-        self._stopped.set()
-
-    async def stop(self, grace: float = 2.0) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self._grpc is not None:
-            await self._grpc.stop(grace)
-        if self._http is not None:
-            await asyncio.to_thread(self._http.stop)
-        if self.writer is not None:
-            await asyncio.to_thread(self.writer.stop)
-            if self.writer.error is not None and self.error is None:
-                self.error = self.writer.error
+    def stop(self, deadline: float = STOP_DEADLINE_S) -> bool:
+        """Stop every part (HTTP first, the store writer after ingest, the event loop last), then close the store."""
+        in_time = self.supervisor.stop(deadline)
         if self.store is not None:
             self.store.close()
-        self._stopped.set()
+            self.store = None
+        if self.pid_file is not None:
+            self.pid_file.remove()
+        return in_time
+
+    # reload
+
+    def reload(self) -> tuple[bool, str]:
+        """Re-read collector.yaml; apply the timing rules, keep what needs a restart, or keep all if it is bad."""
+        if self.source is None:
+            message = "reload ignored: this collector was started without a collector.yaml"
+            log.warning("%s", message, extra={"event": "reload", "ok": False})
+            return False, message
+        old = self.config
+        try:
+            new = with_overrides(load_config(self.source), **self.overrides)
+        except (ConfigError, ValueError) as exc:
+            log.error("reload refused, still running the previous configuration:\n%s", exc,
+                      extra={"event": "reload", "ok": False})
+            return False, str(exc)
+        kept = _restart_only(old, new)
+        merged = new.model_copy(update={
+            "listen": old.listen,
+            "store": new.store.model_copy(update={"url": old.store.url, "history": old.store.history}),
+            "ingest": new.ingest.model_copy(update={"max_message_bytes": old.ingest.max_message_bytes}),
+        }).at(old.base_dir)
+        self.config = merged
+        if self.servicer is not None:
+            self.servicer.max_batch_results = merged.ingest.max_batch_results
+        if self.timers is not None and self.loop is not None:
+            self.loop.call(self._reschedule(), timeout=10)
+        changed = [name for name in ("agents.lost_after", "findings.fixed_after", "store.history_retention",
+                                     "ingest.max_batch_results") if _field(old, name) != _field(merged, name)]
+        message = "reload applied: " + (", ".join(f"{n} {_field(old, n)} -> {_field(merged, n)}" for n in changed)
+                                         or "nothing changed")
+        if kept:
+            message += f"; not applied until the collector restarts: {', '.join(kept)}"
+        log.info("%s", message, extra={"event": "reload", "ok": True})
+        return True, message
+
+    async def _reschedule(self) -> None:
+        assert self.timers is not None
+        for name, every in ((LOST_AGENTS, self._lost_interval()), (HOUSEKEEPING, self._housekeeping_interval())):
+            timer = self.timers.find(name)
+            if timer is not None and timer.every != every:
+                self.timers.reschedule(timer, every)
+
+    def reload_and_report(self) -> None:
+        ok, message = self.reload()
+        if self.reloads is not None:
+            self.reloads.report(ok, message)
+
+
+def _field(cfg: CollectorConfig, dotted: str) -> Any:
+    section, name = dotted.split(".")
+    return getattr(getattr(cfg, section), name)
 
 
 def with_overrides(cfg: CollectorConfig, *, grpc_listen: str | None = None, http_listen: str | None = None,
@@ -168,55 +254,53 @@ def with_overrides(cfg: CollectorConfig, *, grpc_listen: str | None = None, http
     return CollectorConfig.model_validate(data).at(cfg.base_dir)
 
 
-async def _run(cfg: CollectorConfig) -> int:
-    collector = Collector(cfg)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, collector.request_stop)
-    try:
-        await collector.start()
-    except (OSError, ConfigError) as exc:
-        print(f"xunjian collector: {exc}", file=sys.stderr)
-        await collector.stop(0)
-        return 2 if isinstance(exc, ConfigError) else 1
-    await collector.wait()
-    await collector.stop()
-    if collector.error is not None:
-        print(f"xunjian collector: stopped on error: {collector.error}", file=sys.stderr)
-        return 1
-    return 0
-
-
 GIL_SWITCH_INTERVAL_S = 0.001
 """The writer thread and the event loop share the GIL; the default 5 ms hand-over shows up in ack latency."""
 
 
-def serve_config(cfg: CollectorConfig) -> int:
-    """Run a collector from a config object until SIGTERM/SIGINT; the exit code."""
+def serve_config(cfg: CollectorConfig, *, source: Path | None = None,
+                 overrides: dict[str, str | None] | None = None) -> int:
+    """Run a collector from a config object until SIGTERM/SIGINT or a failure; the exit code."""
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    return asyncio.run(_run(cfg))
+    collector = Collector(cfg, source=source, overrides=overrides)
+    install_signals(collector.supervisor)
+    try:
+        collector.start()
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        collector.stop()
+        return EXIT_INVALID
+    except StartError as exc:
+        log.error("collector cannot start: %s", exc, extra={"event": "start.failed", "component": exc.component})
+        collector.stop()
+        return EXIT_FAILED
+    return run_until_stopped(collector.supervisor, collector.reload_and_report, collector.stop)
 
 
 def serve(config_path: Path | None, *, grpc_listen: str | None = None, http_listen: str | None = None,
-          store_url: str | None = None, data_dir: Path | None = None) -> int:
+          store_url: str | None = None, data_dir: Path | None = None, log_format: str = "text",
+          log_level: str | None = None) -> int:
     """Run the collector of `config_path` (or defaults in `data_dir`/cwd when None); 2 on a bad config."""
+    setup_logging(log_format, log_level)
+    overrides = {"grpc_listen": grpc_listen, "http_listen": http_listen, "store_url": store_url}
     try:
         cfg = load_config(config_path) if config_path is not None else CollectorConfig.for_data_dir(
             data_dir or Path.cwd())
-        cfg = with_overrides(cfg, grpc_listen=grpc_listen, http_listen=http_listen, store_url=store_url)
+        cfg = with_overrides(cfg, **overrides)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
-        return 2
+        return EXIT_INVALID
     except ValueError as exc:  # a bad override: pydantic's message names the field
         print(f"xunjian collector: {exc}", file=sys.stderr)
-        return 2
-    return serve_config(cfg)
+        return EXIT_INVALID
+    return serve_config(cfg, source=config_path, overrides=overrides)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m collector.server [collector.yaml]`, for benchmarks and service units."""
     import argparse
+
+    from service.logs import LOG_FORMATS
 
     parser = argparse.ArgumentParser(prog="python -m collector.server", description="Run the Xunjian collector.")
     parser.add_argument("config", nargs="?", type=Path, help="collector.yaml (defaults otherwise)")
@@ -224,10 +308,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--http", help="HTTP host:port (overrides listen.http)")
     parser.add_argument("--store", help="store URL (overrides store.url)")
     parser.add_argument("--data-dir", type=Path, help="where the default SQLite store lives without a config")
+    parser.add_argument("--log-format", choices=LOG_FORMATS, default="text")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return serve(args.config, grpc_listen=args.listen, http_listen=args.http, store_url=args.store,
-                 data_dir=args.data_dir)
+                 data_dir=args.data_dir, log_format=args.log_format)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,14 @@ from pathlib import Path
 
 from collector.sqlstore import Dialect, SqlStore, migrate
 
-SQLITE = Dialect(name="sqlite", id_column="INTEGER PRIMARY KEY", begin_write="BEGIN IMMEDIATE")
+
+def unavailable(error: BaseException) -> bool:
+    """SQLite itself failed (full, read-only, I/O error, locked, corrupt), as opposed to a statement being wrong."""
+    return isinstance(error, (sqlite3.OperationalError, sqlite3.InternalError)) or type(error) is sqlite3.DatabaseError
+
+
+SQLITE = Dialect(name="sqlite", id_column="INTEGER PRIMARY KEY", begin_write="BEGIN IMMEDIATE",
+                 unavailable=unavailable)
 
 
 def connect(path: Path) -> sqlite3.Connection:

@@ -59,12 +59,18 @@ class Connection(Protocol):
     def close(self) -> None: ...
 
 
+def _never(_error: BaseException) -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class Dialect:
     name: str
     id_column: str
     begin_write: str
     placeholder: str = "?"
+    unavailable: Callable[[BaseException], bool] = _never
+    """Whether a driver error means the database itself failed (see Store.is_unavailable)."""
 
     def sql(self, text: str) -> str:
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
@@ -229,9 +235,14 @@ class SqlTx:
                     (a.status, a.summary, a.at, a.agent_id, a.check_id, a.target, a.key))
             elif isinstance(a, IncidentResolve):
                 cur.execute(q(
-                    "UPDATE incidents SET status = 'resolved', resolved_at = ?, last_status = ?, last_change_at = ? "
+                    "UPDATE incidents SET status = 'resolved', resolved_at = ?, last_status = ?, last_change_at = ?, "
+                    "resolution = ? "
                     "WHERE agent_id = ? AND check_id = ? AND target = ? AND key = ? AND status = 'open'"),
-                    (a.at, a.status, a.at, a.agent_id, a.check_id, a.target, a.key))
+                    (a.at, a.status, a.at, a.summary, a.agent_id, a.check_id, a.target, a.key))
+
+    def end_series(self, agent_id: str, checks: Sequence[tuple[str, str]]) -> None:
+        self._cur.executemany(self._q("DELETE FROM series WHERE agent_id = ? AND check_id = ? AND target = ?"),
+                              [(agent_id, check_id, target) for check_id, target in checks])
 
     def _write_finding(self, agent_id: str, target: str, check_id: str, engine: str, f: Any, at: float) -> None:
         q, cur = self._q, self._cur
@@ -377,9 +388,6 @@ class SqlStore:
     def list_agents(self) -> list[Row]:
         return self._query("SELECT * FROM agents ORDER BY id")
 
-    def list_checks(self) -> list[Row]:
-        return self._query("SELECT * FROM checks ORDER BY agent_id, check_id, target")
-
     def list_incidents(self, status: str, limit: int) -> list[Row]:
         if status == "all":
             return self._query("SELECT * FROM incidents ORDER BY opened_at DESC, id DESC LIMIT ?", (limit,))
@@ -408,6 +416,9 @@ class SqlStore:
 
     def finding_counts(self) -> dict[str, int]:
         return {r["state"]: int(r["n"]) for r in self._query("SELECT state, COUNT(*) AS n FROM findings GROUP BY state")}
+
+    def is_unavailable(self, error: BaseException) -> bool:
+        return self.dialect.unavailable(error)
 
     def close(self) -> None:
         self._writer.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from checks.result import Status
 from collector import incidents
 from collector.events import (
     AgentHeartbeat,
@@ -17,6 +18,7 @@ from collector.events import (
     BatchEffects,
     CheckRule,
     FindingSeen,
+    HelloEffects,
     IncidentAction,
     ResultLike,
     Transition,
@@ -24,6 +26,8 @@ from collector.events import (
 from collector.store import StoreSnapshot
 
 NO_STATUS = -1
+OK = int(Status.OK)
+"""The checks' OK as the plain int the wire carries (protobuf enums compare as ints)."""
 FINDINGS_KINDS = ("sql.findings", "reconciliation")
 """Kinds whose results carry findings; a series of an undeclared kind is checked too."""
 SeriesKey = tuple[str, str, str]
@@ -50,7 +54,7 @@ class Series:
 
 class AgentState:
     __slots__ = ("accepted_seq", "connections", "dropped_total", "duplicates_total", "hostname", "labels",
-                 "last_frame_at", "last_seq", "lost", "platform", "roles", "rules", "series", "spool_depth",
+                 "last_frame_at", "last_seq", "lost", "platform", "retired", "roles", "rules", "series", "spool_depth",
                  "stored_seq", "version")
 
     def __init__(self, agent_id: str) -> None:
@@ -61,6 +65,8 @@ class AgentState:
         self.platform = ""
         self.rules: dict[tuple[str, str], CheckRule] = {}
         self.series: dict[SeriesKey, Series] = {}
+        self.retired: set[tuple[str, str]] = set()
+        """(check id, target) a Hello stopped declaring: results of theirs still in flight must not revive them."""
         self.accepted_seq = 0
         """Highest seq applied to the engine (possibly not yet committed)."""
         self.stored_seq = 0
@@ -115,7 +121,7 @@ class StateEngine:
         for s in snap.series:
             a = self.agent(s.agent_id)
             series = Series(self._rule(a, s.check_id, s.target), s.status, s.since)
-            series.bad = 0 if s.status == incidents.OK else 1
+            series.bad = 0 if s.status == OK else 1
             a.series[(s.check_id, s.target, s.key)] = series
         for inc in snap.open_incidents:
             a = self.agent(inc.agent_id)
@@ -140,15 +146,31 @@ class StateEngine:
             return [incidents.agent_back(agent_id, now)]
         return []
 
-    def hello(self, hello: AgentHello) -> list[IncidentAction]:
+    def hello(self, hello: AgentHello) -> HelloEffects:
+        """A new stream: the agent's identity and catalogue. A check it declared before and no longer does (a reload
+        removed it) has its series ended and its open incidents resolved, saying why."""
         a = self.agent(hello.agent_id)
         a.hostname, a.labels, a.roles = hello.hostname or hello.agent_id, dict(hello.labels), list(hello.roles)
         a.version, a.platform, a.last_seq = hello.version, hello.platform, hello.last_seq
-        a.rules = {(r.check_id, r.target): r for r in hello.checks}
+        rules = {(r.check_id, r.target): r for r in hello.checks}
+        effects = HelloEffects(ended=[k for k in a.rules if k not in rules])
+        if effects.ended:
+            gone = set(effects.ended)
+            for key, s in list(a.series.items()):
+                if (key[0], key[1]) not in gone:
+                    continue
+                if s.incident:
+                    status = s.status if s.status != NO_STATUS else Status.UNKNOWN
+                    effects.incidents.append(incidents.check_removed(hello.agent_id, *key, status, hello.at))
+                del a.series[key]
+            a.retired |= gone
+        a.retired -= rules.keys()
+        a.rules = rules
         for (check_id, target, _key), s in a.series.items():
             s.rule = self._rule(a, check_id, target)
             s.findings = not s.rule.kind or s.rule.kind.startswith(FINDINGS_KINDS)
-        return self.touch(hello.agent_id, hello.at)
+        effects.incidents.extend(self.touch(hello.agent_id, hello.at))
+        return effects
 
     def heartbeat(self, beat: AgentHeartbeat) -> list[IncidentAction]:
         a = self.agent(beat.agent_id)
@@ -175,11 +197,13 @@ class StateEngine:
             k = (r.check_id, r.target, r.key)
             s = series.get(k)
             if s is None:
+                if a.retired and (k[0], k[1]) in a.retired:
+                    continue  # sent before the reload that removed the check; its series has ended
                 s = series[k] = Series(self._rule(a, k[0], k[1]))
             s.latest = r
             status = r.status
             if status == s.status:
-                if status == incidents.OK:
+                if status == OK:
                     if s.incident:
                         s.ok += 1
                         if incidents.should_resolve(s.ok, s.rule):
@@ -211,7 +235,7 @@ class StateEngine:
             agent_id, k[0], k[1], k[2], r.seq, None if previous == NO_STATUS else previous, status, at, r.summary,
             r.value if r.HasField("value") else None))
         s.status, s.since = status, at
-        if status == incidents.OK:
+        if status == OK:
             s.bad, s.ok = 0, 1
             if s.incident and incidents.should_resolve(s.ok, s.rule):
                 s.incident = False
@@ -219,7 +243,7 @@ class StateEngine:
                                                                           r.summary, now))
             return
         s.ok = 0
-        s.bad = s.bad + 1 if previous not in (incidents.OK, NO_STATUS) else 1
+        s.bad = s.bad + 1 if previous not in (OK, NO_STATUS) else 1
         if s.incident:
             effects.incidents.append(incidents.update_check_incident(agent_id, k[0], k[1], k[2], status, r.summary,
                                                                      now))
@@ -244,6 +268,7 @@ class StateEngine:
             a = self.agent(agent_id)
             a.connections = previous.connections
             a.roles, a.version, a.platform = previous.roles, previous.version, previous.platform
+            a.retired = previous.retired
             for k, s in a.series.items():  # keep the last results for /metrics until new ones arrive
                 old = previous.series.get(k)
                 if old is not None:

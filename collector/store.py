@@ -1,11 +1,14 @@
-"""The store interface: SQLite now, PostgreSQL later; the collector sees only these two protocols."""
+"""The store interface: SQLite now, PostgreSQL later; the collector sees only these two protocols.
+
+This module names no implementation; collector/backends.py picks one by URL (an interface that imports its
+implementation makes an import circle).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from collector.events import AgentHeartbeat, AgentHello, BatchEffects, CheckRule, IncidentAction
@@ -68,6 +71,9 @@ class StoreTx(Protocol):
 
     def write_incident_actions(self, actions: Sequence[IncidentAction]) -> None: ...
 
+    def end_series(self, agent_id: str, checks: Sequence[tuple[str, str]]) -> None:
+        """The agent no longer runs these (check id, target): their series rows go (history stays)."""
+
     def review_finding(self, finding_id: int, state: str, reviewer: str, note: str, at: float) -> Row | None: ...
 
     def fix_stale_findings(self, seen_before: float, at: float) -> int: ...
@@ -102,11 +108,8 @@ class Store(Protocol):
 
     def finding_counts(self) -> dict[str, int]: ...
 
+    def is_unavailable(self, error: BaseException) -> bool:
+        """`error` means the store itself failed (disk full, I/O error, locked too long), not that one job was wrong."""
+        ...
+
     def close(self) -> None: ...
-
-
-def open_store(path: Path, *, history: str = "transitions") -> Store:
-    """Open (and migrate) the SQLite store at `path`; the PostgreSQL store will be chosen here by URL."""
-    from collector.sqlite import open_sqlite
-
-    return open_sqlite(path, history=history)

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from collector.store import Store, StoreTx
+from service.lifecycle import Health, Host, LoggingHost, describe, spawn
 
 T = TypeVar("T")
-log = logging.getLogger(__name__)
+log = logging.getLogger("xunjian.collector.writer")
 
 COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 MAX_GROUP = 5000
@@ -51,6 +52,11 @@ class _Job:
 
 
 class Writer:
+    """The store writer: the collector's "store" component. Its health is the store's: unhealthy from a commit
+    that failed because the store itself failed (disk full, I/O error) until the next commit succeeds."""
+
+    name = "store"
+
     def __init__(self, store: Store, *, max_group: int = MAX_GROUP) -> None:
         self._store = store
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -58,19 +64,29 @@ class Writer:
         self._max_group = max_group
         self.stats = CommitStats()
         self.error: BaseException | None = None
-        """Set when the writer thread died; /healthz reports it."""
+        """Set when the writer thread died."""
+        self.store_error: str | None = None
+        """The last store failure, until a commit succeeds again."""
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="xunjian-writer", daemon=True)
-        self._thread.start()
+    def start(self, host: Host | None = None) -> None:
+        self._thread = spawn("xunjian-writer", self._run, host or LoggingHost(log), self.name)
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0) -> bool:
         """Commit what is queued, then end the thread."""
         if self._thread is None:
-            return
+            return True
         self._queue.put(None)
         self._thread.join(timeout)
+        stopped = not self._thread.is_alive()
         self._thread = None
+        return stopped
+
+    def health(self) -> Health:
+        if self.error is not None:
+            return Health(False, f"writer stopped: {describe(self.error)}")
+        if self.store_error is not None:
+            return Health(False, f"store writes failing: {self.store_error}")
+        return Health(True, f"{self.stats.commits_total} commits")
 
     def submit(self, fn: Callable[[StoreTx], T]) -> Future[T]:
         fut: Future[T] = Future()
@@ -106,32 +122,33 @@ class Writer:
                     self._commit(group)
         except BaseException as exc:  # the thread must report, not vanish
             self.error = exc
-            log.exception("store writer stopped")
             raise
 
     def _commit(self, group: list[_Job]) -> None:
+        """Every job in one transaction; if it fails, each job alone, so one bad job cannot fail the others."""
         started = time.perf_counter()
         try:
             with self._store.transaction() as tx:
                 outcomes = [job.fn(tx) for job in group]
-        except Exception:
+        except Exception as exc:
             if len(group) == 1:
-                self._fail_alone(group[0])
+                self._failed(group[0], exc)
             else:
                 for job in group:
                     self._commit([job])
             return
         self.stats.observe(time.perf_counter() - started)
         self.stats.jobs_total += len(group)
+        if self.store_error is not None:
+            log.info("store writes succeed again", extra={"event": "store.recovered"})
+            self.store_error = None
         for job, outcome in zip(group, outcomes, strict=True):
             job.future.set_result(outcome)
 
-    def _fail_alone(self, job: _Job) -> None:
-        try:
-            with self._store.transaction() as tx:
-                outcome = job.fn(tx)
-        except Exception as exc:
-            self.stats.failures_total += 1
-            job.future.set_exception(exc)
-            return
-        job.future.set_result(outcome)
+    def _failed(self, job: _Job, exc: Exception) -> None:
+        self.stats.failures_total += 1
+        if self._store.is_unavailable(exc):
+            self.store_error = describe(exc)
+            log.error("store write failed: %s; nothing of it is acknowledged, agents will send it again",
+                      describe(exc), extra={"event": "store.error"})
+        job.future.set_exception(exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import urllib.error
@@ -25,12 +26,13 @@ def config(data_dir: Path, **sections: Any) -> CollectorConfig:
 
 @asynccontextmanager
 async def running(data_dir: Path, clock: Callable[[], float] = time.time, **sections: Any) -> AsyncIterator[Collector]:
+    """A collector started in this process (its own event loop thread); the test's loop stays free meanwhile."""
     collector = Collector(config(data_dir, **sections), clock=clock)
-    await collector.start()
+    await asyncio.to_thread(collector.start)
     try:
         yield collector
     finally:
-        await collector.stop(grace=0.5)
+        await asyncio.to_thread(collector.stop, 5.0)
 
 
 class Agent:

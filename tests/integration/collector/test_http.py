@@ -44,7 +44,7 @@ def test_json_api_and_findings_review(tmp_path: Path) -> None:
             await feed(c.grpc_port)
             port = c.http_port
             status, body = await asyncio.to_thread(http_get, port, "/healthz")
-            assert (status, body) == (200, {"status": "ok"})
+            assert (status, body["status"], body["components"]["store"]["ok"]) == (200, "ok", True)
 
             _, agents = await asyncio.to_thread(http_get, port, "/api/v1/agents")
             assert [(a["id"], a["high_water_seq"], a["labels"], a["connected"]) for a in agents] == [
@@ -122,9 +122,9 @@ def test_housekeeping_fixes_findings_not_seen_within_fixed_after(tmp_path: Path)
     async def scenario() -> None:
         async with running(tmp_path, clock=lambda: now[0], findings={"fixed_after": "7d"}) as c:
             await feed(c.grpc_port)
-            assert await c.housekeeping() == (0, 0)
+            assert await c.on_loop(c.housekeeping()) == (0, 0)
             now[0] += 7 * 86400 + 1
-            assert await c.housekeeping() == (2, 3), "two findings fixed, three transitions past the 7d retention"
+            assert await c.on_loop(c.housekeeping()) == (2, 3), "two findings fixed, three transitions past the 7d retention"
             _, fixed = await asyncio.to_thread(http_get, c.http_port, "/api/v1/findings?state=fixed")
             assert sorted(f["fingerprint"] for f in fixed) == ["sql_id:a1", "sql_id:b2"]
             _, text = await asyncio.to_thread(http_get, c.http_port, "/metrics")

@@ -133,10 +133,10 @@ def test_agent_lost_opens_and_closes_an_incident(tmp_path: Path) -> None:
             agent = Agent(ch)
             await agent.hello()
             now[0] += 60
-            await c.check_lost_agents()
+            await c.on_loop(c.check_lost_agents())
             assert not c.engine.agents["his-app-01"].lost
             now[0] += 31
-            await c.check_lost_agents()
+            await c.on_loop(c.check_lost_agents())
             assert c.engine.agents["his-app-01"].lost
             await agent.batch(results(range(1, 2)))
             assert await agent.ack() == 1
