@@ -148,7 +148,7 @@ def load_agent_config(path: str | Path) -> AgentConfig:
     base = p.resolve().parent
     targets = parse_targets(model.targets, src)
     refs = _pack_refs(model.packs, targets, src)
-    checks = load_checks(refs, base_dir=base, overrides=model.overrides, overrides_source=src)
+    checks = load_checks(refs, base_dir=base, overrides=model.overrides, overrides_source=src, refs_source=src)
     _check_targets_exist(checks, targets)
     from checks.sql.binding import check_sql_allowed
     from checks.validation import check_commands_allowed
@@ -170,6 +170,21 @@ def load_agent_config(path: str | Path) -> AgentConfig:
         targets=targets,
         checks=checks,
     )
+
+
+def state_dir_of(path: str | Path) -> Path:
+    """The state directory agent.yaml names (where the running agent keeps its pid file), read without validating
+    the rest of the file: `xunjian agent reload` must reach the agent even when the new file has errors."""
+    p = Path(path)
+    src = load_yaml(p)
+    data = src.data if isinstance(src.data, dict) else {}
+    base = p.resolve().parent
+    if isinstance(data.get("state_dir"), str) and data["state_dir"]:
+        return _resolve(base, data["state_dir"])
+    spool = data.get("spool")
+    spool = spool if isinstance(spool, dict) else {}
+    raw = spool.get("path") if isinstance(spool.get("path"), str) else SpoolSection.model_fields["path"].default
+    return _resolve(base, str(raw)).parent / "state"
 
 
 def _resolve(base: Path, raw: str) -> Path:

@@ -16,6 +16,7 @@ class SpoolStatsLike(Protocol):
 
 
 class AgentSpool(CheckSpec):
+    value_unit: ClassVar[str | None] = "results"
     kind_doc: ClassVar[str] = (
         "Results waiting in the agent's durable spool for the collector's acknowledgement (the value), its size "
         "in bytes and how many results were dropped because the spool reached `spool.max_bytes`. A growing "

@@ -150,6 +150,7 @@ CPU_SAMPLER = _CpuSampler()
 
 class HostCpu(CheckSpec):
     kind: Literal["host.cpu"] = "host.cpu"
+    value_unit: ClassVar[str | None] = "percent"
     kind_doc: ClassVar[str] = (
         "CPU busy percent over all cores since this check's previous run (psutil.cpu_times; iowait counts as "
         "idle, as in psutil.cpu_percent). The first run samples for `first_sample`. Metrics: one "
@@ -174,6 +175,7 @@ class HostCpu(CheckSpec):
 
 class HostMemory(CheckSpec):
     kind: Literal["host.memory"] = "host.memory"
+    value_unit: ClassVar[str | None] = "percent"
     kind_doc: ClassVar[str] = (
         "Physical memory. The value is the percent in use (psutil's `percent`: total minus available, so page "
         "cache that can be reclaimed is not counted) or, with `measure: available_bytes`, the bytes still "
@@ -182,6 +184,9 @@ class HostMemory(CheckSpec):
     example: ClassVar[str] = 'id: host.memory\nkind: host.memory\nwarn: "> 90"\ncrit: "> 97"\nraise_after: 3\n'
     measure: Literal["used_percent", "available_bytes"] = Field(
         "used_percent", description="Which figure the thresholds apply to.")
+
+    def threshold_unit(self) -> str | None:
+        return "bytes" if self.measure == "available_bytes" else "percent"
 
     def probe(self, ctx: RunContext) -> list[Result]:
         vm = psutil.virtual_memory()
@@ -199,6 +204,7 @@ class HostMemory(CheckSpec):
 
 class HostSwap(CheckSpec):
     kind: Literal["host.swap"] = "host.swap"
+    value_unit: ClassVar[str | None] = "percent"
     kind_doc: ClassVar[str] = (
         "Swap (Linux) or page file (Windows) percent in use. A host without swap reports OK with value 0. "
         "Metrics: total_bytes, used_bytes, swapped_in_bytes and swapped_out_bytes (cumulative, Linux)."
@@ -232,6 +238,7 @@ class _MountsSpec(CheckSpec):
 
 class HostDisk(_MountsSpec):
     kind: Literal["host.disk"] = "host.disk"
+    value_unit: ClassVar[str | None] = "percent"
     kind_doc: ClassVar[str] = (
         "Disk space per mount (key = mountpoint, e.g. `/data` or `C:\\`). The value is the percent used as `df` "
         "shows it (space reserved for root counts as unavailable) or, with `measure: free_bytes`, the bytes "
@@ -241,6 +248,9 @@ class HostDisk(_MountsSpec):
         'id: his.disk.data\nkind: host.disk\nmounts: ["/", "/data"]\nwarn: "> 85"\ncrit: "> 95"\n'
     )
     measure: Literal["used_percent", "free_bytes"] = Field("used_percent", description="Which figure the thresholds apply to.")
+
+    def threshold_unit(self) -> str | None:
+        return "bytes" if self.measure == "free_bytes" else "percent"
 
     def probe(self, ctx: RunContext) -> list[Result]:
         mounts, results = self._each_mount()
@@ -262,6 +272,7 @@ class HostDisk(_MountsSpec):
 
 class HostInodes(_MountsSpec):
     kind: Literal["host.inodes"] = "host.inodes"
+    value_unit: ClassVar[str | None] = "percent"
     kind_doc: ClassVar[str] = (
         "Inodes used per mount (os.statvfs; Linux and Unix only: on Windows the result is UNKNOWN not_found). "
         "Filesystems without a fixed inode table (btrfs, some FUSE) report f_files = 0: they are skipped unless "
@@ -297,6 +308,7 @@ class HostInodes(_MountsSpec):
 
 class HostLoad(CheckSpec):
     kind: Literal["host.load"] = "host.load"
+    value_unit: ClassVar[str | None] = "load"
     kind_doc: ClassVar[str] = (
         "Load average over 1, 5 or 15 minutes (`period`), optionally divided by the number of logical cores "
         "(`per_core`) so one threshold fits every server. On Windows psutil emulates it from the processor "
@@ -321,6 +333,7 @@ class HostLoad(CheckSpec):
 
 class HostUptime(CheckSpec):
     kind: Literal["host.uptime"] = "host.uptime"
+    value_unit: ClassVar[str | None] = "seconds"
     kind_doc: ClassVar[str] = (
         "Seconds since boot. When the uptime is lower than at this check's previous run the host rebooted: the "
         "result is WARNING with \"rebooted\" in the summary (at least; thresholds may make it worse). The last "
@@ -343,6 +356,7 @@ class HostUptime(CheckSpec):
 
 class HostProcess(CheckSpec):
     kind: Literal["host.process"] = "host.process"
+    value_unit: ClassVar[str | None] = "count"
     kind_doc: ClassVar[str] = (
         "Processes matching `name` (exact process name, e.g. java, nginx, sqlservr.exe) and/or `cmdline` (a regular "
         "expression searched in the command line joined by spaces, e.g. org.apache.catalina.startup.Bootstrap). "
@@ -456,6 +470,7 @@ class HostPort(CheckSpec):
 
 class HostFile(CheckSpec):
     kind: Literal["host.file"] = "host.file"
+    value_unit: ClassVar[str | None] = "seconds"
     kind_doc: ClassVar[str] = (
         "The newest file matching `path` (a glob such as /data/export/his_*.csv): its age in seconds (the value, "
         "with `measure: age`) or size in bytes (`measure: size`). No matching file is CRITICAL (not_found): "
@@ -468,6 +483,9 @@ class HostFile(CheckSpec):
     )
     path: str = Field(description="File path or glob; the newest match (by modification time) is measured.")
     measure: Literal["age", "size"] = Field("age", description="age (seconds since modified) or size (bytes).")
+
+    def threshold_unit(self) -> str | None:
+        return "bytes" if self.measure == "size" else "seconds"
 
     def probe(self, ctx: RunContext) -> list[Result]:
         newest: tuple[float, int, str] | None = None

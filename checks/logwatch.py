@@ -73,6 +73,7 @@ class _Scan:
 
 class HostLog(CheckSpec):
     kind: Literal["host.log"] = "host.log"
+    value_unit: ClassVar[str | None] = "lines"
     kind_doc: ClassVar[str] = (
         "New lines of a log file that match `include` (any of the regular expressions) and none of `exclude`, "
         "since the previous run. The value is the number of matching lines; the summary quotes the first few, "

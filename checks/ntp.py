@@ -72,6 +72,7 @@ def offset_from_reply(reply: bytes, sent: int, t1: float, t4: float) -> tuple[fl
 
 class HostNtp(CheckSpec):
     kind: Literal["host.ntp"] = "host.ntp"
+    value_unit: ClassVar[str | None] = "seconds"
     kind_doc: ClassVar[str] = (
         "Offset of this host's clock from an NTP server, measured with one SNTP v4 request over UDP. The value "
         "is the absolute offset in seconds (thresholds such as \"> 1s\"); the metric offset_seconds keeps the "

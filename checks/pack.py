@@ -81,6 +81,8 @@ def resolve_pack_refs(refs: list[str], base_dir: Path) -> list[Path]:
             pattern = str(Path(ref).expanduser() if Path(ref).expanduser().is_absolute() else base_dir / ref)
             if glob.has_magic(pattern):
                 found = [Path(p) for p in sorted(glob.glob(pattern))]
+                if not found:
+                    raise ConfigError(f"no pack file matches {pattern} (remove the entry, or put a pack there)")
             else:
                 found = [Path(pattern)]
                 if not found[0].exists():
@@ -97,13 +99,22 @@ def load_checks(
     base_dir: Path | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     overrides_source: YamlSource | None = None,
+    refs_source: YamlSource | None = None,
 ) -> CheckSet:
-    """Load every pack named in `refs`, apply per-id overrides, and fail on the first file with errors."""
+    """Load every pack named in `refs`, apply per-id overrides, and fail on the first file with errors.
+
+    With `refs_source` (agent.yaml, whose `packs:` list `refs` is), a missing pack names its line there."""
     base = base_dir or Path.cwd()
     result = CheckSet()
-    for ref in refs:
+    for i, ref in enumerate(refs):
         pref = ref if isinstance(ref, PackRef) else PackRef(ref)
-        for path in resolve_pack_refs([pref.pack], base):
+        try:
+            paths = resolve_pack_refs([pref.pack], base)
+        except ConfigError as exc:
+            if refs_source is None or exc.file:
+                raise
+            raise refs_source.error(("packs", i), exc.message) from None
+        for path in paths:
             load_pack_into(path, result, overrides or {}, overrides_source, bind_target=pref.target)
     known = {cid for cid, _ in result.origin} | {f"{cid}@{t}" for cid, t in result.origin if t}
     unknown = sorted(set(overrides or {}) - known)
@@ -221,7 +232,22 @@ def _load_check(
         merged.update(override)
         osrc = overrides_source or src
         spec = validate(cls, merged, osrc, ("overrides", key) if overrides_source else path)
+    problems = spec.threshold_problems()
+    if problems:
+        raise ConfigErrors.of([_blame(name, message, src, path, raw, defaults, override or {}, key, overrides_source)
+                               for name, message in problems])
     return spec
+
+
+def _blame(name: str, message: str, src: YamlSource, path: PathKey, raw: Mapping[str, Any],
+           defaults: Mapping[str, Any], override: Mapping[str, Any], key: str,
+           overrides_source: YamlSource | None) -> ConfigError:
+    """An error about field `name` of a loaded check, at the line that gave the field its value."""
+    if name in override and overrides_source is not None:
+        return overrides_source.error(("overrides", key, name), message)
+    if name in raw or name not in defaults:
+        return src.error((*path, name), message)
+    return src.error(("defaults", name), message)
 
 
 def _replaced_by(name: str, fields: Mapping[str, Any]) -> bool:

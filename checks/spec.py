@@ -18,7 +18,7 @@ from pydantic import (
 
 from checks.context import RunContext
 from checks.result import Result, Status
-from checks.thresholds import Threshold, parse_threshold
+from checks.thresholds import DURATION, NUMBER, PERCENT, SIZE, Threshold, parse_threshold
 from checks.units import parse_duration, parse_size
 
 
@@ -60,6 +60,17 @@ Size = Annotated[int, BeforeValidator(_size)]
 ThresholdField = Annotated[Threshold, BeforeValidator(_threshold), PlainSerializer(str, return_type=str)]
 """A comparison such as "> 85" or a Nagios range such as 10:20."""
 
+_FITS = {"seconds": {NUMBER, DURATION}, "bytes": {NUMBER, SIZE}, "percent": {NUMBER, PERCENT}}
+"""How a threshold may be written for a value in each unit; any other unit takes plain numbers only."""
+_UNIT_NAMES = {"s": "seconds", "second": "seconds", "sec": "seconds", "b": "bytes", "byte": "bytes",
+               "%": "percent", "pct": "percent"}
+"""Other spellings of the base units a pack may give in `unit:`."""
+_WRITTEN = {NUMBER: "plain number", PERCENT: "percentage", DURATION: "duration", SIZE: "size"}
+_HINTS = {
+    "seconds": 'write a duration such as "> 2s" or a number of seconds',
+    "bytes": 'write a size such as "< 10GiB" or a number of bytes',
+    "percent": 'write a number of percent such as "> 90"',
+}
 _ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
@@ -74,6 +85,8 @@ class CheckSpec(BaseModel):
     """Kinds that connect to a target named in agent.yaml (databases)."""
     example: ClassVar[str] = ""
     """A YAML check (one list item of `checks:`) for the generated reference docs; a test loads it."""
+    value_unit: ClassVar[str | None] = None
+    """The unit of the value warn/crit apply to (seconds, bytes, percent, count...); None when it varies."""
 
     id: str = Field(description="Dotted, stable identifier, e.g. his.disk.data.")
     kind: str = Field(description="Which probe runs this check.")
@@ -125,6 +138,35 @@ class CheckSpec(BaseModel):
     @property
     def display_title(self) -> str:
         return self.title or self.id
+
+    def threshold_unit(self) -> str | None:
+        """The unit warn/crit are compared in: the check's own `unit` option where it has one (sql.metric),
+        else its kind's; None when it cannot be known before the check runs (command plugins)."""
+        unit = getattr(self, "unit", None)
+        if isinstance(unit, str):
+            return unit or None
+        return self.value_unit
+
+    def threshold_problems(self) -> list[tuple[str, str]]:
+        """(field, message) for thresholds that load but cannot mean what was meant: a unit that does not fit
+        the value, or warn and crit in the wrong order for their comparison."""
+        problems = []
+        unit = self.threshold_unit()
+        unit = _UNIT_NAMES.get(unit.lower(), unit) if unit is not None else None
+        for name, t in (("warn", self.warn), ("crit", self.crit)):
+            if t is not None and unit is not None and t.written_as not in _FITS.get(unit, {NUMBER}):
+                problems.append((name, f'"{t}" is a {_WRITTEN[t.written_as]}, but a {self.kind} check measures '
+                                       f"{unit}: {_HINTS.get(unit, f'write a plain number ({unit})')}"))
+        w, c = self.warn, self.crit
+        if w is not None and c is not None and w.limit is not None and c.limit is not None and not problems:
+            rising = w.op in (">", ">=") and c.op in (">", ">=") and c.limit < w.limit
+            falling = w.op in ("<", "<=") and c.op in ("<", "<=") and c.limit > w.limit
+            if rising or falling:
+                edge = "above" if rising else "below"
+                problems.append(("crit", f'warn "{w}" and crit "{c}" are in the wrong order: with {c.op} the '
+                                         f"critical limit must be at or {edge} the warning one, or WARNING is never "
+                                         "reported (swap them?)"))
+        return problems
 
     def status_for(self, value: float) -> Status:
         """Apply crit then warn thresholds to a measured value."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -58,20 +59,45 @@ def load_yaml(path: str | Path) -> YamlSource:
     return parse_yaml(text, str(p))
 
 
+_UNQUOTED = re.compile(
+    r"(?P<key>[\w.\-]+)\s*:\s+(?P<value>(?:>=?|!=|[@%|`])\s*[\d~:.+\-][^,}\]#]*?)\s*(?:[,}\]#]|$)")
+"""A key whose value is a threshold (a comparison or a Nagios range) written without quotes."""
+_INDICATOR = {
+    ">": "starts a folded block", "|": "starts a literal block", "!": "starts a tag", "@": "is reserved",
+    "`": "is reserved", "%": "starts a directive",
+}
+
+
+def _unquoted(text: str, line: int | None, file: str) -> ConfigError | None:
+    """A plain-language error for `warn: > 95` and the like: a threshold starting with a YAML indicator."""
+    lines = text.splitlines()
+    if line is None or not 0 < line <= len(lines):
+        return None
+    m = _UNQUOTED.search(lines[line - 1])
+    if m is None:
+        return None
+    key, value = m.group("key"), m.group("value").strip()
+    return ConfigError(f'{value} must be quoted: write {key}: "{value}" (in YAML an unquoted {value[0]} '
+                       f"{_INDICATOR[value[0]]})", file=file, line=line, field=key)
+
+
+def _yaml_error(exc: yaml.YAMLError, text: str, file: str) -> ConfigError:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    unquoted = _unquoted(text, line, file)
+    if unquoted is not None:
+        return unquoted
+    problem = getattr(exc, "problem", None) or str(exc)
+    return ConfigError(f"invalid YAML: {problem}", file=file, line=line)
+
+
 def parse_yaml(text: str, file: str = "<string>") -> YamlSource:
+    src = YamlSource(file=file, data=None)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError(f"invalid YAML: {exc.problem}", file=file, line=line) from None
+        src.data = {} if node is None else _build(node, (), src.lines, file)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid YAML: {exc}", file=file) from None
-    src = YamlSource(file=file, data=None)
-    if node is None:
-        src.data = {}
-        return src
-    src.data = _build(node, (), src.lines, file)
+        raise _yaml_error(exc, text, file) from None
     return src
 
 

@@ -119,6 +119,19 @@ def load_config(path: Path) -> CollectorConfig:
     return config_from_source(load_yaml(path), path.resolve().parent)
 
 
+def store_config_of(path: Path) -> CollectorConfig:
+    """collector.yaml's store section alone (where the running collector keeps its pid file), so that
+    `xunjian collector reload` reaches the collector even when the rest of the new file has errors."""
+    src = load_yaml(path)
+    data = src.data if isinstance(src.data, dict) else {}
+    store = data.get("store")
+    store = store if isinstance(store, dict) else {}
+    try:
+        return CollectorConfig.model_validate({"store": {"url": store.get("url", "")}}).at(path.resolve().parent)
+    except ValueError:
+        raise src.error(("store", "url"), "expected sqlite:///path/collector.db") from None
+
+
 def parse_config(text: str, file: str = "<string>", base_dir: Path | None = None) -> CollectorConfig:
     return config_from_source(parse_yaml(text, file), base_dir or Path.cwd())
 

@@ -12,7 +12,7 @@ from checks.command import Command
 from checks.config_error import ConfigError, ConfigErrors
 from checks.context import RunContext
 from checks.pack import CheckSet, PackRef, load_checks
-from checks.result import Result
+from checks.result import Result, Status
 from checks.sql.binding import check_sql_allowed, site_exceptions
 from checks.validation import check_commands_allowed
 from checks.yamlsource import YamlSource, load_yaml
@@ -57,6 +57,11 @@ def load_for_run(refs: list[str], *, config: Path | None, target: str | None) ->
         allowed = frozenset(s.command for s in checks.specs if isinstance(s, Command))
         ctx = RunContext(command_allow=allowed)
     return checks, ctx
+
+
+def worst_status(results: list[Result]) -> int:
+    """The exit code of `xunjian check run`, as a Nagios plugin's: the worst status, UNKNOWN when nothing ran."""
+    return int(max((r.status for r in results), default=Status.UNKNOWN))
 
 
 def run_packs(refs: list[str], *, config: Path | None = None, target: str | None = None) -> list[Result]:

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from checks.config_error import ConfigError
 from xunjian import __version__
@@ -19,8 +19,28 @@ from xunjian.table import render
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
+CHECK_RUN_USAGE = 64
+"""`check run` only (its 0-3 are Nagios statuses): bad command-line arguments (EX_USAGE of sysexits.h)."""
+CHECK_RUN_INVALID = 78
+"""`check run` only: an invalid pack or agent.yaml (EX_CONFIG of sysexits.h). Nagios and Icinga show any
+code above 3 as UNKNOWN, so a broken check definition is never taken for OK or CRITICAL."""
+DEFAULT_AGENT_CONFIGS = (Path(".xunjian") / "agent.yaml", Path("/etc/xunjian/agent.yaml"))
+"""Where `check validate` (without packs or --config) looks for the agent.yaml it would use: the `make up` data
+directory of the current folder, then the system-wide one."""
 STATUS_LIST_ALL_UP_TO = 60
 """`xunjian status` lists every series of a small fleet; a large one shows only problems unless --checks."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a per-command exit code for usage errors (argparse's own is 2, a CRITICAL for `check run`)."""
+
+    def __init__(self, *args: Any, usage_exit: int = EXIT_INVALID, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.usage_exit = usage_exit
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(self.usage_exit, f"{self.prog}: error: {message}\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+        return int(getattr(args, "invalid_exit", EXIT_INVALID))
     except ApiError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -48,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="xunjian", description="Xunjian (巡检): patrol inspection for hospital core systems.")
+    p = _Parser(prog="xunjian", description="Xunjian (巡检): patrol inspection for hospital core systems.")
     p.add_argument("--version", action="version", version=f"xunjian {__version__}")
     sub = p.add_subparsers(metavar="COMMAND")
 
@@ -56,17 +76,26 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--data-dir", default=".xunjian", help="where configs, the store and the spool live")
     up.add_argument("--grpc", default="127.0.0.1:9470", help="collector gRPC address")
     up.add_argument("--http", default="127.0.0.1:9471", help="collector HTTP address")
+    _log_options(up)
     up.set_defaults(handler=_cmd_up)
 
     collector = sub.add_parser("collector", help="run the collector").add_subparsers(metavar="ACTION")
     serve = collector.add_parser("serve", help="serve gRPC ingest, /metrics and the API")
     serve.add_argument("--config", required=True, type=Path, help="collector.yaml")
+    _log_options(serve)
     serve.set_defaults(handler=_cmd_collector_serve)
+    creload = collector.add_parser("reload", help="make the running collector re-read collector.yaml (SIGHUP)")
+    creload.add_argument("--config", required=True, type=Path, help="collector.yaml of the running collector")
+    creload.set_defaults(handler=_cmd_collector_reload)
 
     agent = sub.add_parser("agent", help="run an agent").add_subparsers(metavar="ACTION")
     run = agent.add_parser("run", help="run the checks of agent.yaml and stream results to the collector")
     run.add_argument("--config", required=True, type=Path, help="agent.yaml")
+    _log_options(run)
     run.set_defaults(handler=_cmd_agent_run)
+    areload = agent.add_parser("reload", help="make the running agent re-read agent.yaml and its packs (SIGHUP)")
+    areload.add_argument("--config", required=True, type=Path, help="agent.yaml of the running agent")
+    areload.set_defaults(handler=_cmd_agent_reload)
 
     status = sub.add_parser("status", help="fleet and current problems")
     status.add_argument("--json", action="store_true")
@@ -80,13 +109,20 @@ def _parser() -> argparse.ArgumentParser:
     ilist.set_defaults(handler=_cmd_incidents_list)
 
     check = sub.add_parser("check", help="run or validate packs here").add_subparsers(metavar="ACTION")
-    crun = check.add_parser("run", help="run packs once here and print the results")
+    crun = check.add_parser(
+        "run", usage_exit=CHECK_RUN_USAGE, help="run packs once here and print the results",
+        description="Run packs once and print the results. Exit code by the worst status, as a Nagios plugin: "
+        f"0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (also when no check ran); {CHECK_RUN_INVALID} for an invalid pack "
+        f"or agent.yaml, {CHECK_RUN_USAGE} for bad arguments.")
     crun.add_argument("packs", nargs="+", help="builtin:NAME, a pack file or a glob")
     crun.add_argument("--config", type=Path, help="agent.yaml for targets, allowed commands and overrides")
     crun.add_argument("--target", help="bind the packs to this target of agent.yaml")
     crun.add_argument("--json", action="store_true", help="one JSON object per result per line")
-    crun.set_defaults(handler=_cmd_check_run)
-    cval = check.add_parser("validate", help="validate packs (and agent.yaml) without running anything")
+    crun.set_defaults(handler=_cmd_check_run, invalid_exit=CHECK_RUN_INVALID)
+    cval = check.add_parser(
+        "validate", help="validate packs (and agent.yaml) without running anything",
+        description="Validate packs and agent.yaml without running anything. With neither, validate the agent.yaml "
+        f"this machine would use: {' then '.join(str(p) for p in DEFAULT_AGENT_CONFIGS)}.")
     cval.add_argument("packs", nargs="*", help="builtin:NAME, pack files or globs")
     cval.add_argument("--config", type=Path, help="agent.yaml: validated with its packs and targets")
     cval.set_defaults(handler=_cmd_check_validate)
@@ -112,44 +148,98 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _log_options(p: argparse.ArgumentParser) -> None:
+    from service.logs import LOG_FORMATS
+
+    p.add_argument("--log-format", choices=LOG_FORMATS, default="text",
+                   help="stderr log lines as text (default) or one JSON object per line")
+    p.add_argument("--log-level", help="DEBUG, INFO (default, or $XUNJIAN_LOG_LEVEL), WARNING, ERROR")
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     from xunjian.up import run_up
 
-    return run_up(Path(args.data_dir), grpc=args.grpc, http=args.http)
+    return run_up(Path(args.data_dir), grpc=args.grpc, http=args.http, log_format=args.log_format,
+                  log_level=args.log_level)
 
 
 def _cmd_collector_serve(args: argparse.Namespace) -> int:
     from collector.server import serve
 
-    return serve(args.config)
+    return serve(args.config, log_format=args.log_format, log_level=args.log_level)
 
 
 def _cmd_agent_run(args: argparse.Namespace) -> int:
     from agent.daemon import run_agent
 
-    return run_agent(args.config)
+    return run_agent(args.config, log_format=args.log_format, log_level=args.log_level)
+
+
+def _reload(pid_path: Path, status_path: Path, what: str) -> int:
+    """Ask a running daemon to reload and print its answer: 0 applied, 2 refused (invalid), 1 not reached."""
+    from service.control import ControlError, request_reload
+
+    try:
+        status = request_reload(pid_path, status_path, what)
+    except ControlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if status.ok:
+        print(status.message)
+        return EXIT_OK
+    print(f"error: reload refused, the {what} keeps running its previous configuration:\n{status.message}",
+          file=sys.stderr)
+    return EXIT_INVALID
+
+
+def _cmd_agent_reload(args: argparse.Namespace) -> int:
+    from agent.config import state_dir_of
+    from agent.daemon import control_files
+
+    return _reload(*control_files(state_dir_of(args.config)), "agent")
+
+
+def _cmd_collector_reload(args: argparse.Namespace) -> int:
+    from collector.config import store_config_of
+    from collector.server import control_files
+
+    return _reload(*control_files(store_config_of(args.config)), "collector")
 
 
 def _cmd_check_run(args: argparse.Namespace) -> int:
-    from xunjian.checkrun import run_packs
+    from xunjian.checkrun import run_packs, worst_status
 
     results = run_packs(args.packs, config=args.config, target=args.target)
-    if args.json:
-        for r in results:
-            print(json.dumps(r.to_json(), ensure_ascii=False))
-        return EXIT_OK
-    rows = [
-        (r.status.name, r.check_id, r.target, r.key, _fmt_value(r.value, r.unit), r.outcome, r.summary)
-        for r in results
-    ]
-    print(render(["STATUS", "CHECK", "TARGET", "KEY", "VALUE", "OUTCOME", "SUMMARY"], rows))
-    return EXIT_OK
+    code = worst_status(results)
+    if not results:
+        print("no enabled check in these packs: nothing ran (UNKNOWN)", file=sys.stderr)
+    try:
+        if args.json:
+            for r in results:
+                print(json.dumps(r.to_json(), ensure_ascii=False))
+        else:
+            rows = [
+                (r.status.name, r.check_id, r.target, r.key, _fmt_value(r.value, r.unit), r.outcome, r.summary)
+                for r in results
+            ]
+            print(render(["STATUS", "CHECK", "TARGET", "KEY", "VALUE", "OUTCOME", "SUMMARY"], rows))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`xunjian check run ... | head`): the statuses are still the answer.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return code
 
 
 def _cmd_check_validate(args: argparse.Namespace) -> int:
     from xunjian.checkrun import validate
 
-    summary = validate(args.packs, config=args.config)
+    config = args.config
+    if config is None and not args.packs:
+        config = next((p for p in DEFAULT_AGENT_CONFIGS if p.is_file()), None)
+        if config is None:
+            raise ConfigError("nothing to validate: no packs named, no --config, and no agent.yaml at "
+                              + " or ".join(str(p) for p in DEFAULT_AGENT_CONFIGS))
+    summary = validate(args.packs, config=config)
     print(summary)
     return EXIT_OK
 

@@ -67,7 +67,7 @@ def _healthy(http: str, timeout: float) -> bool:
     return False
 
 
-def run_up(data_dir: Path, *, grpc: str, http: str) -> int:
+def run_up(data_dir: Path, *, grpc: str, http: str, log_format: str = "text", log_level: str | None = None) -> int:
     """Start both processes, print where things are, and stop both on Ctrl-C or when either dies."""
     for addr in (grpc, http):
         if not addr.startswith(("127.", "localhost:", "[::1]:")):
@@ -75,14 +75,15 @@ def run_up(data_dir: Path, *, grpc: str, http: str) -> int:
             return 2
     collector_yaml, agent_yaml = write_configs(data_dir, grpc, http)
     cmd = [sys.executable, "-m", "xunjian"]
+    logs = ["--log-format", log_format, *(["--log-level", log_level] if log_level else [])]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    collector = subprocess.Popen([*cmd, "collector", "serve", "--config", str(collector_yaml)], env=env)
+    collector = subprocess.Popen([*cmd, "collector", "serve", "--config", str(collector_yaml), *logs], env=env)
     if not _healthy(http, timeout=20):
         code = collector.poll()
         collector.terminate()
         print(f"error: the collector did not become healthy on http://{http} (exit code {code})", file=sys.stderr)
         return 1
-    agent = subprocess.Popen([*cmd, "agent", "run", "--config", str(agent_yaml)], env=env)
+    agent = subprocess.Popen([*cmd, "agent", "run", "--config", str(agent_yaml), *logs], env=env)
     base = f"http://{http}"
     print(
         "\nXunjian is up (Ctrl-C stops both).\n"

@@ -34,6 +34,7 @@ def _ae_title(v: str) -> str:
 
 
 class DicomEchoSpec(CheckSpec):
+    value_unit: ClassVar[str | None] = "seconds"
     kind_doc: ClassVar[str] = (
         "Opens a DICOM association (Verification SOP Class) from `calling_ae_title` to `called_ae_title` and "
         "sends C-ECHO. OK when the association is accepted and the echo answers Success; the value is the time "

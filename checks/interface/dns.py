@@ -19,6 +19,7 @@ _FAMILIES = {"any": socket.AF_UNSPEC, "ipv4": socket.AF_INET, "ipv6": socket.AF_
 
 
 class DnsSpec(CheckSpec):
+    value_unit: ClassVar[str | None] = "seconds"
     kind_doc: ClassVar[str] = (
         "Resolves a name with the agent's system resolver (getaddrinfo, so /etc/hosts and nsswitch apply, as "
         "for every client on that host). The value is the resolution time in seconds. Unlike the other "

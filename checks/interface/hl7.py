@@ -118,6 +118,7 @@ def _err_text(segs: list[str], separator: str, component: str) -> str:
 
 
 class Hl7MllpSpec(CheckSpec):
+    value_unit: ClassVar[str | None] = "seconds"
     kind_doc: ClassVar[str] = (
         "Sends one HL7 v2 message over MLLP (0x0b ... 0x1c 0x0d) and reads the acknowledgement. By default the "
         "message is a QRY^A19 patient query, which creates nothing in the receiving system; `message` replaces "

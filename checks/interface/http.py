@@ -285,6 +285,7 @@ def json_lookup(document: Any, path: str) -> Any:
 
 
 class HttpSpec(HttpClientFields):
+    value_unit: ClassVar[str | None] = "seconds"
     kind_doc: ClassVar[str] = (
         "Requests a URL and checks the answer: status (by default anything below 400), a body substring or "
         "regular expression, and fields of a JSON body. The value is the time in seconds until the whole answer "

@@ -126,6 +126,7 @@ def wrap_body(body: str, version: Literal["1.1", "1.2"]) -> str:
 
 
 class SoapSpec(HttpClientFields):
+    value_unit: ClassVar[str | None] = "seconds"
     kind_doc: ClassVar[str] = (
         "POSTs a SOAP 1.1 (text/xml + SOAPAction) or 1.2 (application/soap+xml; action=...) envelope and checks "
         "the answer: a SOAP Fault is CRITICAL content_mismatch with its faultstring (or Reason text); otherwise "

@@ -14,6 +14,7 @@ from checks.spec import CheckSpec
 
 
 class TcpSpec(CheckSpec):
+    value_unit: ClassVar[str | None] = "seconds"
     kind_doc: ClassVar[str] = (
         "Opens a TCP connection to host:port and closes it. The value is the connect time in seconds, so "
         'warn/crit read like "> 1s". A refused connection or no answer within the timeout is CRITICAL '

@@ -18,6 +18,7 @@ from checks.thresholds import parse_threshold
 
 
 class TlsCertSpec(CheckSpec):
+    value_unit: ClassVar[str | None] = "days"
     kind_doc: ClassVar[str] = (
         "Connects to host:port, completes a TLS handshake without verifying the chain (so self-signed and "
         "internal-CA certificates are reported too) and reads the leaf certificate's notAfter. The value is "
