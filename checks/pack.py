@@ -234,20 +234,26 @@ def _load_check(
         spec = validate(cls, merged, osrc, ("overrides", key) if overrides_source else path)
     problems = spec.threshold_problems()
     if problems:
-        raise ConfigErrors.of([_blame(name, message, src, path, raw, defaults, override or {}, key, overrides_source)
-                               for name, message in problems])
+        raise ConfigErrors.of([_blame(names, message, src, path, raw, defaults, override or {}, key,
+                                      overrides_source) for names, message in problems])
     return spec
 
 
-def _blame(name: str, message: str, src: YamlSource, path: PathKey, raw: Mapping[str, Any],
+def _blame(names: tuple[str, ...], message: str, src: YamlSource, path: PathKey, raw: Mapping[str, Any],
            defaults: Mapping[str, Any], override: Mapping[str, Any], key: str,
            overrides_source: YamlSource | None) -> ConfigError:
-    """An error about field `name` of a loaded check, at the line that gave the field its value."""
-    if name in override and overrides_source is not None:
-        return overrides_source.error(("overrides", key, name), message)
-    if name in raw or name not in defaults:
-        return src.error((*path, name), message)
-    return src.error(("defaults", name), message)
+    """An error about fields `names` of a loaded check, at the line that last set one of them: the agent.yaml
+    override, else the check itself, else the pack's defaults."""
+    for name in names:
+        if name in override and overrides_source is not None:
+            return overrides_source.error(("overrides", key, name), message)
+    for name in names:
+        if name in raw:
+            return src.error((*path, name), message)
+    for name in names:
+        if name in defaults:
+            return src.error(("defaults", name), message)
+    return src.error((*path, names[0]), message)
 
 
 def _replaced_by(name: str, fields: Mapping[str, Any]) -> bool:

@@ -147,15 +147,15 @@ class CheckSpec(BaseModel):
             return unit or None
         return self.value_unit
 
-    def threshold_problems(self) -> list[tuple[str, str]]:
-        """(field, message) for thresholds that load but cannot mean what was meant: a unit that does not fit
-        the value, or warn and crit in the wrong order for their comparison."""
+    def threshold_problems(self) -> list[tuple[tuple[str, ...], str]]:
+        """(fields, message) for thresholds that load but cannot mean what was meant: a unit that does not fit
+        the value, or warn and crit in the wrong order for their comparison (which involves both fields)."""
         problems = []
         unit = self.threshold_unit()
         unit = _UNIT_NAMES.get(unit.lower(), unit) if unit is not None else None
         for name, t in (("warn", self.warn), ("crit", self.crit)):
             if t is not None and unit is not None and t.written_as not in _FITS.get(unit, {NUMBER}):
-                problems.append((name, f'"{t}" is a {_WRITTEN[t.written_as]}, but a {self.kind} check measures '
+                problems.append(((name,), f'"{t}" is a {_WRITTEN[t.written_as]}, but a {self.kind} check measures '
                                        f"{unit}: {_HINTS.get(unit, f'write a plain number ({unit})')}"))
         w, c = self.warn, self.crit
         if w is not None and c is not None and w.limit is not None and c.limit is not None and not problems:
@@ -163,7 +163,7 @@ class CheckSpec(BaseModel):
             falling = w.op in ("<", "<=") and c.op in ("<", "<=") and c.limit > w.limit
             if rising or falling:
                 edge = "above" if rising else "below"
-                problems.append(("crit", f'warn "{w}" and crit "{c}" are in the wrong order: with {c.op} the '
+                problems.append((("crit", "warn"), f'warn "{w}" and crit "{c}" are in the wrong order: with {c.op} the '
                                          f"critical limit must be at or {edge} the warning one, or WARNING is never "
                                          "reported (swap them?)"))
         return problems

@@ -216,7 +216,7 @@ class Collector:
             self.loop.call(self._reschedule(), timeout=10)
         changed = [name for name in ("agents.lost_after", "findings.fixed_after", "store.history_retention",
                                      "ingest.max_batch_results") if _field(old, name) != _field(merged, name)]
-        message = "reload applied: " + (", ".join(f"{n} {_field(old, n)} -> {_field(merged, n)}" for n in changed)
+        message = "reload applied: " + (", ".join(f"{n} {_show(old, n)} -> {_show(merged, n)}" for n in changed)
                                          or "nothing changed")
         if kept:
             message += f"; not applied until the collector restarts: {', '.join(kept)}"
@@ -239,6 +239,11 @@ class Collector:
 def _field(cfg: CollectorConfig, dotted: str) -> Any:
     section, name = dotted.split(".")
     return getattr(getattr(cfg, section), name)
+
+
+def _show(cfg: CollectorConfig, dotted: str) -> str:
+    value = _field(cfg, dotted)
+    return f"{value:g}s" if isinstance(value, float) else str(value)
 
 
 def with_overrides(cfg: CollectorConfig, *, grpc_listen: str | None = None, http_listen: str | None = None,
