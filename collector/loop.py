@@ -23,12 +23,19 @@ class EventLoop:
     name = "event-loop"
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.loop.set_exception_handler(self._unhandled)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise RuntimeError("the event loop has not been started")
+        return self._loop
+
     def start(self, host: Host) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._loop.set_exception_handler(self._unhandled)
         self._thread = spawn("xunjian-loop", self._run, host, self.name)
         if not self._ready.wait(10):
             raise RuntimeError("the event loop did not start")
@@ -58,7 +65,7 @@ class EventLoop:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def stop(self, timeout: float) -> bool:
-        if self._thread is None:
+        if self._thread is None or self._loop is None:
             return True
         if self.loop.is_running():
             try:

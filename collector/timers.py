@@ -13,6 +13,7 @@ import contextlib
 import heapq
 import inspect
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,14 @@ class Timer:
     failing: str | None = None
     """Why its last run failed, until a run succeeds."""
     runs: int = field(default=0)
+
+
+def _next(due: float, every: float, now: float) -> float:
+    """The next time of a periodic job in its phase; periods missed while it ran late are skipped, not caught up."""
+    nxt = due + every
+    if nxt <= now:
+        nxt += (math.floor((now - nxt) / every) + 1) * every
+    return nxt
 
 
 class Timers:
@@ -106,7 +115,7 @@ class Timers:
                 heapq.heappop(self._heap)
                 await self._run(timer)
                 if timer.every is not None and not timer.cancelled:
-                    timer.due = max(due + timer.every, self.clock())
+                    timer.due = _next(due, timer.every, self.clock())
                     self._order += 1
                     heapq.heappush(self._heap, (timer.due, self._order, timer))
             return MAX_SLEEP_S

@@ -428,3 +428,59 @@ def test_worker_pool_replaces_an_abandoned_worker() -> None:
     gate.set()
     run_until(lambda: pool.stuck == 0)
     pool.shutdown()
+
+
+# reload: the schedule takes a new set of checks
+
+
+def test_replace_adds_changes_and_removes_checks() -> None:
+    clock = FakeClock()
+    probe()
+    sink = Sink()
+    keep, change, drop = check("keep", interval=30.0), check("change", interval=30.0), check("drop", interval=30.0)
+    sched = make([keep, change, drop], clock, sink)
+    before = sched.next_due()
+    changed = check("change", interval=30.0, warn="> 5")
+    retimed = check("keep", interval=30.0)
+    added = check("new", interval=30.0)
+    diff = sched.replace([retimed, changed, added])
+    assert (diff.added, diff.changed, diff.removed) == ([("new", "")], [("change", "")], [("drop", "")])
+    after = sched.next_due()
+    assert set(after) == {("keep", ""), ("change", ""), ("new", "")}
+    assert after[("keep", "")] == before[("keep", "")], "an unchanged check keeps its phase"
+    assert after[("change", "")] == before[("change", "")], "a changed check with the same interval keeps its phase"
+    assert not sched.replace([retimed, changed, added]), "the same checks again change nothing"
+    sched.stop()
+
+
+def test_a_changed_interval_reschedules_the_check() -> None:
+    clock = FakeClock()
+    sched = make([check("a", interval=30.0, target="db")], clock, Sink())
+    before = sched.next_due()[("a", "db")]
+    sched.replace([check("a", interval=300.0, target="db")])
+    assert sched.next_due()[("a", "db")] == clock.mono + first_offset(check("a", interval=300.0, target="db"), "agent-1")
+    assert sched.next_due()[("a", "db")] != before
+    sched.stop()
+
+
+def test_a_removed_checks_run_in_progress_is_dropped_and_a_changed_one_does_not_overlap() -> None:
+    clock = FakeClock()
+    slow = probe("slow", block=True)
+    sink = Sink()
+    gone, kept = check("gone", interval=10.0, probe_name="slow"), check("kept", interval=10.0, probe_name="slow")
+    sched = make([gone, kept], clock, sink)
+    clock.advance(LOCAL_SPREAD_S)
+    sched.tick()
+    slow.wait_entered(2)
+    sched.replace([check("kept", interval=10.0, probe_name="slow", warn="> 5")])
+    clock.advance(10.0)
+    sched.tick()
+    skipped = sink.wait_for(1)
+    assert [r.check_id for r in skipped] == ["kept"], "the changed check's running run still counts"
+    assert skipped[0].metrics[SKIPPED_METRIC] == 1.0
+    slow.block = False
+    slow.release.set()
+    run_until(lambda: slow.running == 0)
+    got = sink.wait_for(2)
+    assert [r.check_id for r in got] == ["kept", "kept"], "the removed check's late result was dropped"
+    sched.stop()

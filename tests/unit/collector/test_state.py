@@ -169,3 +169,41 @@ def test_restore_rebuilds_marks_statuses_and_open_incidents() -> None:
     assert [a_.check_id for a_ in eff.incidents] == ["agent.lost"], "no second incident for the open series"
     eff = engine.apply_batch("a", [result(44, OK)], 502.0)
     assert [type(x) for x in eff.incidents] == [IncidentResolve]
+
+
+def test_a_check_the_hello_no_longer_declares_ends_its_series_and_incidents() -> None:
+    """A reload removed the check from the agent's packs: nothing of it may stay open or orphaned."""
+    engine = StateEngine()
+    hello(engine, CheckRule("his.disk"), CheckRule("his.load"))
+    apply(engine, CRITICAL, CRITICAL)
+    engine.apply_batch("his-app-01", [result(3, OK, check="his.load", key="")], 2000.0)
+    effects = engine.hello(AgentHello("his-app-01", "h", {}, [], "0.1", "linux", 3, [CheckRule("his.load")], 3000.0))
+    assert effects.ended == [("his.disk", "")]
+    [resolved] = effects.incidents
+    assert isinstance(resolved, IncidentResolve)
+    assert (resolved.check_id, resolved.key, resolved.status, resolved.summary, resolved.at) == (
+        "his.disk", "/data", CRITICAL, "check removed from the agent's packs", 3000.0)
+    assert set(engine.agents["his-app-01"].series) == {("his.load", "", "")}
+
+
+def test_results_of_a_removed_check_still_in_flight_do_not_revive_it() -> None:
+    engine = StateEngine()
+    hello(engine, CheckRule("his.disk"), CheckRule("his.load"))
+    apply(engine, OK)
+    hello(engine, CheckRule("his.load"))
+    eff = engine.apply_batch("his-app-01", [result(2, CRITICAL), result(3, OK, check="his.load", key="")], 2000.0)
+    assert eff.incidents == [] and eff.high_water_seq == 3 and eff.accepted == 2
+    assert set(engine.agents["his-app-01"].series) == {("his.load", "", "")}
+    hello(engine, CheckRule("his.disk"), CheckRule("his.load"))
+    eff = engine.apply_batch("his-app-01", [result(4, CRITICAL)], 2000.0)
+    assert [type(a) for a in eff.incidents] == [IncidentOpen], "declared again, it is watched again"
+
+
+def test_an_undeclared_series_is_left_alone_by_a_hello() -> None:
+    engine = StateEngine()
+    hello(engine)
+    apply(engine, CRITICAL)
+    effects = engine.hello(
+        AgentHello("his-app-01", "h", {}, [], "0.1", "linux", 1, [], 3000.0))
+    assert effects.ended == [] and effects.incidents == []
+    assert ("his.disk", "", "/data") in engine.agents["his-app-01"].series
