@@ -150,7 +150,7 @@ class CheckSpec(BaseModel):
     def threshold_problems(self) -> list[tuple[tuple[str, ...], str]]:
         """(fields, message) for thresholds that load but cannot mean what was meant: a unit that does not fit
         the value, or warn and crit in the wrong order for their comparison (which involves both fields)."""
-        problems = []
+        problems: list[tuple[tuple[str, ...], str]] = []
         unit = self.threshold_unit()
         unit = _UNIT_NAMES.get(unit.lower(), unit) if unit is not None else None
         for name, t in (("warn", self.warn), ("crit", self.crit)):
