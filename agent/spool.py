@@ -33,6 +33,13 @@ PRESSURE_LEVELS = (0.5, 0.9)
 DRAINED_LEVEL = 0.1
 
 
+def _rollback(db: sqlite3.Connection) -> None:
+    """End a failed transaction; after a full disk or an I/O error SQLite has already rolled it back, and a
+    second ROLLBACK would replace the real error with "no transaction is active"."""
+    if db.in_transaction:
+        db.execute("ROLLBACK")
+
+
 class SpoolClosed(RuntimeError):
     """The agent is stopping; results that arrive now were never relied on and are not stored."""
 
@@ -120,7 +127,7 @@ class Spool:
                     db.execute("UPDATE meta SET value = ? WHERE name = 'last_seq'", (seq,))
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                _rollback(db)
                 raise
             self._last_seq, self._depth, self._bytes = seq, depth, size
             if dropped:
@@ -190,7 +197,7 @@ class Spool:
                 db.execute("UPDATE meta SET value = ? WHERE name = 'last_seq'", (self._last_seq,))
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                _rollback(db)
                 raise
             finally:
                 db.execute("PRAGMA synchronous=FULL")

@@ -137,6 +137,9 @@ class IngestServicer(patrol_pb2_grpc.CollectorServicer):
         except asyncio.CancelledError:
             why = "the stream was cancelled (the agent went away or the collector is stopping)"
             raise
+        except grpc.aio.AbortError:
+            why = f"the collector ended the stream: {_status_of(context)}"
+            raise
         except Exception as exc:
             why = f"{type(exc).__name__}: {exc}"
             raise
@@ -214,6 +217,14 @@ class IngestServicer(patrol_pb2_grpc.CollectorServicer):
         snap = await asyncio.to_thread(self.store.load_snapshot, agent_id)
         self.engine.reload_agent(agent_id, snap, self.clock())
         self._needs_reload.discard(agent_id)
+
+
+def _status_of(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """The status and details an aborted stream was ended with."""
+    code = context.code()
+    name = getattr(code, "name", str(code))
+    details = context.details()
+    return f"{name}: {details}" if details else str(name)
 
 
 class PendingAcks:

@@ -7,6 +7,7 @@ mode and transactions are explicit, so the writer controls exactly what one comm
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -99,6 +100,13 @@ def _statements(script: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
+def rollback(cur: Any) -> None:
+    """End a failed transaction. SQLite has already rolled back after some errors (disk full, I/O error), and a
+    second ROLLBACK would hide the real error behind "no transaction is active"."""
+    with contextlib.suppress(Exception):
+        cur.execute("ROLLBACK")
+
+
 def schema_version(conn: Connection) -> int:
     cur = conn.cursor()
     try:
@@ -130,7 +138,7 @@ def migrate(conn: Connection, dialect: Dialect, *, upto: int | None = None, now:
                         (mig.version, mig.name, now))
             cur.execute("COMMIT")
         except BaseException:
-            cur.execute("ROLLBACK")
+            rollback(cur)
             raise
         current = mig.version
     cur.close()
@@ -330,15 +338,15 @@ class SqlStore:
     @contextmanager
     def transaction(self) -> Iterator[SqlTx]:
         cur = self._writer.cursor()
-        cur.execute(self.dialect.begin_write)
         try:
+            cur.execute(self.dialect.begin_write)
             yield SqlTx(cur, self.dialect, self.history)
+            cur.execute("COMMIT")
         except BaseException:
-            cur.execute("ROLLBACK")
-            cur.close()
+            rollback(cur)
             raise
-        cur.execute("COMMIT")
-        cur.close()
+        finally:
+            cur.close()
 
     @contextmanager
     def _read(self) -> Iterator[Any]:

@@ -150,3 +150,30 @@ def test_append_after_close_is_refused(tmp_path: Path) -> None:
     spool.close()
     with pytest.raises(SpoolClosed):
         spool.append(results(1))
+
+
+def test_a_full_disk_is_reported_as_such_and_loses_no_stored_result(tmp_path: Path) -> None:
+    """Regression: SQLite rolls back by itself on SQLITE_FULL; our second ROLLBACK hid the error behind
+    "cannot rollback - no transaction is active"."""
+    spool = Spool(tmp_path / "spool.db")
+    spool.append(results(3))
+    pages = spool._db.execute("PRAGMA page_count").fetchone()[0]
+    spool._db.execute(f"PRAGMA max_page_count = {pages}")
+    with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):
+        spool.append(results(2000, summary="x" * 200))
+    assert spool.stats().last_seq == 3 and spool.stats().depth == 3
+    spool._db.execute("PRAGMA max_page_count = 1073741823")
+    assert spool.append(results(1)) == 4, "the seq counter did not move on the failed append"
+
+
+def test_spool_pressure_is_logged_once_per_level_and_when_drained(tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    spool = Spool(tmp_path / "spool.db", max_bytes=64 * 1024)
+    with caplog.at_level("INFO", logger="xunjian.agent.spool"):
+        while spool.stats().bytes < 0.95 * spool.max_bytes:
+            spool.append(results(20, summary="y" * 100))
+        spool.ack(spool.last_seq)
+    lines = [r.getMessage() for r in caplog.records]
+    crossed = [int(line.split()[2].rstrip("%")) for line in lines if line.startswith("spool at")]
+    assert len(crossed) == 2 and 50 <= crossed[0] < 90 <= crossed[1], lines
+    assert lines[-1] == "spool drained: 0 results waiting"
