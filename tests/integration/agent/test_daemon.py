@@ -97,3 +97,43 @@ def test_run_agent_rejects_bad_config_with_exit_2(tmp_path: Path, capsys: pytest
     path.write_text('collector:\n  addresses: ["c:9470"]\n  windw: 3\n', encoding="utf-8")
     assert run_agent(path) == 2
     assert capsys.readouterr().err.strip() == f"{path}:3: collector.windw: unknown field (did you mean 'window'?)"
+
+
+def run_agent_process(config: Path, prelude: str = "") -> subprocess.CompletedProcess[str]:
+    code = (f"{prelude}\nimport sys\nfrom pathlib import Path\nfrom agent.daemon import run_agent\n"
+            "sys.exit(run_agent(Path(sys.argv[1])))")
+    return subprocess.run([sys.executable, "-c", code, str(config)], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+
+
+def log_lines(stderr: str) -> list[str]:
+    """The log lines without their timestamps."""
+    return [line.split(" ", 1)[1] for line in stderr.splitlines() if line[:4].isdigit()]
+
+
+def test_a_spool_directory_that_cannot_be_written_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("a file where the spool directory should be")
+    run = run_agent_process(write_config(tmp_path, "127.0.0.1:9"))
+    assert run.returncode == 1
+    [line] = run.stderr.splitlines()
+    assert line.split(" ", 1)[1] == (
+        f"ERROR xunjian.agent: agent cannot start: spool: cannot write {tmp_path}/data/state: [Errno 20] Not a directory: "
+        f"'{tmp_path}/data/state' (spool.path / state_dir in {tmp_path}/agent.yaml; the directory must exist or be "
+        "creatable and be writable by the agent's user)")
+
+
+def test_a_failing_part_stops_the_agent_with_exit_1_and_one_line_naming_it(tmp_path: Path) -> None:
+    """Fault injection: the scheduler's thread hits a bug."""
+    col = ScriptedCollector().start()
+    try:
+        prelude = ("import agent.scheduler as s\n"
+                   "def broken(self):\n    raise RuntimeError('injected bug')\n"
+                   "s.Scheduler.tick = broken")
+        run = run_agent_process(write_config(tmp_path, col.address), prelude)
+    finally:
+        col.stop()
+    assert run.returncode == 1, run.stderr
+    lines = log_lines(run.stderr)
+    assert "ERROR xunjian.agent: scheduler failed: RuntimeError: injected bug; stopping the agent ward-3" in lines
+    assert lines[-1] == ("ERROR xunjian.agent: agent ward-3 stopped because scheduler failed: RuntimeError: "
+                         "injected bug (exit 1)")
