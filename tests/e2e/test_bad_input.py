@@ -36,11 +36,11 @@ def test_invalid_collector_yaml_exits_2_naming_file_line_and_field(tmp_path: Pat
     assert "Traceback" not in run.stderr
 
 
-def test_check_run_with_bad_pack_exits_2(tmp_path: Path) -> None:
+def test_check_run_with_bad_pack_exits_78_not_a_nagios_status(tmp_path: Path) -> None:
     pack = tmp_path / "pack.yaml"
     pack.write_text("pack: bad\nchecks:\n  - id: x.disk\n    kind: host.dsk\n")
     run = xunjian("check", "run", str(pack))
-    assert run.returncode == 2
+    assert run.returncode == 78
     assert f"{pack}:4: checks[0].kind: unknown kind 'host.dsk' (did you mean 'host.disk'?)" in run.stderr
 
 
@@ -52,5 +52,5 @@ def test_output_cut_short_by_a_closed_pipe_is_not_an_error() -> None:
         "sys.exit(main(['check', 'run', 'builtin:host-linux']))\n"
     )
     run = subprocess.run([sys.executable, "-c", closed_stdout], capture_output=True, text=True, cwd=ROOT, timeout=60)
-    assert run.returncode == 0, run.stderr
+    assert run.returncode in (0, 1, 2, 3), run.stderr
     assert "Traceback" not in run.stderr and "BrokenPipe" not in run.stderr
