@@ -1,4 +1,4 @@
-"""agent.yaml (DESIGN.md §4a, a public contract) as pydantic models; every error names file, line and field."""
+"""agent.yaml (a public contract, docs/configuration.md) as pydantic models; every error names file, line and field."""
 
 from __future__ import annotations
 

@@ -238,7 +238,7 @@ class Scheduler:
             emit.append([result])
             log.warning("check %s%s timed out after %s; its thread is abandoned until it returns",
                         run.spec.id, f"@{run.spec.target}" if run.spec.target else "",
-                        format_seconds(run.spec.timeout))
+                        format_seconds(run.spec.timeout), extra={"event": "check.timeout", "check": run.spec.id})
         with self._lock:
             for heap, now in ((self._interval_heap, now_m), (self._cron_heap, now_w)):
                 while heap and heap[0][0] <= now:

@@ -1,7 +1,7 @@
 """Durable spool: every result is on disk with its seq before the agent relies on it, and stays until acknowledged.
 
 SQLite in WAL mode with synchronous=FULL, so a committed append survives a power cut. The seq counter lives in
-the same transaction as the rows it numbers and never goes back, even when the spool is empty (DESIGN.md §3:
+the same transaction as the rows it numbers and never goes back, even when the spool is empty (docs/architecture.md:
 the collector drops anything at or below the highest seq it stored for this agent). The last seq is the larger
 of the newest stored row and `meta.last_seq`, which every transaction that deletes rows brings up to date, so
 an append writes only its rows.

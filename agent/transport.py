@@ -231,13 +231,16 @@ class StreamClient:
                         break
                     if session.welcomed:
                         healthy = True
-                        log.warning("stream to %s ended (%s); reconnecting", address, describe(session.error))
+                        log.warning("stream to %s ended (%s); reconnecting", address, describe(session.error),
+                                    extra={"event": "collector.disconnected", "collector": address})
                         break
                     log.warning("collector %s unreachable (%s)%s", address, describe(session.error),
-                                "; trying the next address" if address != self._addresses[-1] else "")
+                                "; trying the next address" if address != self._addresses[-1] else "",
+                                extra={"event": "collector.unreachable", "collector": address})
                 if healthy and session.renewed:
                     failures = 0
-                    log.info("stream to %s renewed to announce the reloaded checks", session.address)
+                    log.info("stream to %s renewed to announce the reloaded checks", session.address,
+                             extra={"event": "stream.renewed", "collector": session.address})
                     continue
                 if healthy:
                     failures = 0
@@ -268,7 +271,8 @@ class StreamClient:
                         session.address, describe(session.error), old, self._batch_size)
         else:
             log.error("collector %s REFUSED this agent (%s); fix the agent or collector config. Backing off",
-                      session.address, describe(session.error))
+                      session.address, describe(session.error),
+                      extra={"event": "collector.refused", "collector": session.address})
 
     def _connect(self, session: _Session) -> None:
         channel = grpc.insecure_channel(session.address, options=_CHANNEL_OPTIONS)
@@ -343,7 +347,8 @@ class StreamClient:
             self.stats.address = session.address
             self._cond.notify_all()
         log.info("connected to collector %s (%s); it has this agent's results up to seq %d",
-                 session.address, welcome.collector_id or "unnamed", hwm)
+                 session.address, welcome.collector_id or "unnamed", hwm,
+                 extra={"event": "collector.connected", "collector": session.address})
 
     def _on_ack(self, session: _Session, up_to: int) -> None:
         self._spool.ack(up_to)

@@ -7,12 +7,11 @@ import socket
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from checks.result import Finding, Outcome, Result, Status
+from checks.result import Finding, Outcome, Result, Status, duration_us, ms_from_us, seconds_from_ms, unix_ms
 from checks.spec import CheckSpec
 from protos import patrol_pb2
 from service.version import version
 
-_UINT32_MAX = 2**32 - 1
 _OUTCOMES = {o.value: o for o in Outcome}
 
 
@@ -25,8 +24,8 @@ def result_to_proto(result: Result, seq: int = 0) -> patrol_pb2.Result:
         status=int(result.status),  # type: ignore[arg-type]
         unit=result.unit,
         summary=result.summary,
-        started_unix_ms=round(result.started_at * 1000),
-        duration_us=min(_UINT32_MAX, max(0, round(result.duration_ms * 1000))),
+        started_unix_ms=unix_ms(result.started_at),
+        duration_us=duration_us(result.duration_ms),
         outcome=str(result.outcome),
     )
     if result.value is not None:
@@ -55,8 +54,8 @@ def result_from_proto(msg: patrol_pb2.Result) -> Result:
         unit=msg.unit,
         outcome=_OUTCOMES.get(msg.outcome, Outcome.INTERNAL_ERROR),
         metrics=dict(msg.metrics),
-        started_at=msg.started_unix_ms / 1000.0,
-        duration_ms=msg.duration_us / 1000.0,
+        started_at=seconds_from_ms(msg.started_unix_ms),
+        duration_ms=ms_from_us(msg.duration_us),
         findings=[
             Finding(
                 fingerprint=f.fingerprint, title=f.title, object=f.object, recommendation=f.recommendation,

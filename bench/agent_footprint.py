@@ -7,7 +7,7 @@ warm-up it samples both with psutil for --duration seconds and prints RSS, CPU p
 minute as counted by the collector. `--json` prints only {"rss_mb", "cpu_ms_per_min", "checks_per_min"} of the
 loaded agent. `--imports` also shows what the agent's imports cost (RSS per module, python -X importtime).
 
-Aims (DESIGN.md §8): 30 MB RSS, 15 ms CPU per minute above idle for 100 checks/min.
+Aims (docs/benchmarks.md): 30 MB RSS, 15 ms CPU per minute above idle for 100 checks/min.
 """
 
 from __future__ import annotations

@@ -56,7 +56,11 @@ Values people write:
   `"> 85"`, `">= 90"`, `"< 10"`, `"<= 5"`, `"== 0"`, `"!= 0"` (the limit may carry a unit: `"> 2s"`,
   `"< 1GiB"`, `"> 85%"`), or a Nagios range: `10` (outside 0..10), `10:` (below 10), `~:10` (above 10),
   `10:20` (outside 10..20), `@10:20` (inside 10..20). `crit` is tested before `warn`. Quote comparisons in
-  YAML (`">"` starts a folded block otherwise).
+  YAML (`">"` starts a folded block otherwise; the loader says "must be quoted"). A limit's unit must fit
+  what the check measures (each kind below says what that is): a duration where seconds are measured, a size
+  where bytes are, a percentage or a plain number where percent are, a plain number otherwise; `"> 1GiB"` on
+  a tcp check is an error. With two comparisons in the same direction, `crit` must be at or beyond `warn`
+  (`warn: "> 85"`, `crit: "> 95"`; inverted, WARNING could never show and loading fails).
 - **schedule**: a cron expression (`"30 7 * * *"` = 07:30 every day) for daily patrols, instead of `interval`
   (setting both is an error; a check's own `schedule` replaces a pack default `interval`).
 
@@ -213,12 +217,21 @@ def render() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+_UNIT_NOTES = {
+    "host.memory": " (bytes with `measure: available_bytes`)",
+    "host.disk": " (bytes with `measure: free_bytes`)",
+    "host.file": " (bytes with `measure: size`)",
+}
+
+
 def _kind_section(kind: str, cls: type[CheckSpec]) -> list[str]:
     out = [f"### `{kind}`\n"]
     if cls.kind_doc:
         out.append(" ".join(cls.kind_doc.split()) + "\n")
     if cls.needs_target:
         out.append("Needs `target`: the name of a target in agent.yaml.\n")
+    if cls.value_unit is not None:
+        out.append(f"Unit of the value warn/crit apply to: `{cls.value_unit}`{_UNIT_NOTES.get(kind, '')}.\n")
     names = _kind_fields(cls)
     if names:
         out.append("| option | type | default | description |")

@@ -38,6 +38,39 @@ class Outcome(str, enum.Enum):
     """A bug in the probe itself, reported as UNKNOWN rather than crashing the agent."""
 
 
+# Times and durations, one vocabulary from probe to exporter: a Result carries started_at in unix seconds and
+# duration_ms in milliseconds; the wire carries started_unix_ms and duration_us (integers); the API shows
+# milliseconds and /metrics seconds. These are the only conversions.
+
+_UINT32_MAX = 2**32 - 1
+
+
+def duration_us(duration_ms: float) -> int:
+    """A Result's duration_ms as the wire's duration_us (clamped to what a uint32 holds, about 71 minutes)."""
+    return min(_UINT32_MAX, max(0, round(duration_ms * 1000)))
+
+
+def ms_from_us(us: int) -> float:
+    return us / 1000.0
+
+
+def seconds_from_us(us: int) -> float:
+    return us / 1e6
+
+
+def unix_ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def seconds_from_ms(ms: int) -> float:
+    return ms / 1000.0
+
+
+def outcome_name(outcome: str) -> str:
+    """The outcome as exported: an empty one (a result from before outcomes existed) reads as ok."""
+    return outcome or Outcome.OK.value
+
+
 @dataclass(slots=True)
 class Finding:
     """A DBA tuning finding; deduplicated at the collector by (target, fingerprint)."""
@@ -68,7 +101,7 @@ class Result:
     findings: list[Finding] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
-        """The `xunjian check run --json` line format (DESIGN.md §4a)."""
+        """The `xunjian check run --json` line format (a public contract, README)."""
         out: dict[str, object] = {
             "check_id": self.check_id,
             "target": self.target,

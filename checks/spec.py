@@ -1,4 +1,4 @@
-"""The fields every check has (DESIGN.md §4); each kind subclasses CheckSpec with its own options and probe."""
+"""The fields every check has (docs/packs.md); each kind subclasses CheckSpec with its own options and probe."""
 
 from __future__ import annotations
 

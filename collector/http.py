@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.registry import CollectorRegistry
 
+from checks.result import ms_from_us, outcome_name, seconds_from_ms
 from collector.exposition import generate_text
 from collector.findings import REVIEW_ACTIONS, FindingStateError
 from collector.incidents import status_name
@@ -206,8 +207,8 @@ class Api:
                 "title": s.rule.display_title, "kind": s.rule.kind, "system": s.rule.system,
                 "priority": s.rule.priority, "status": status_name(r.status), "status_code": r.status,
                 "value": r.value if r.HasField("value") else None, "unit": r.unit, "summary": r.summary,
-                "outcome": r.outcome, "metrics": dict(r.metrics), "duration_ms": r.duration_us / 1000.0,
-                "started_at": r.started_unix_ms / 1000.0, "seq": r.seq, "since": s.since,
+                "outcome": outcome_name(r.outcome), "metrics": dict(r.metrics),
+                "duration_ms": ms_from_us(r.duration_us), "started_at": seconds_from_ms(r.started_unix_ms), "seq": r.seq, "since": s.since,
                 "incident_open": s.incident, "bad_in_a_row": s.bad if s.status else 0,
             })
         out.sort(key=lambda c: (c["agent"], c["check_id"], c["target"], c["key"]))

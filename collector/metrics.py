@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector as PromCollector
 from prometheus_client.registry import CollectorRegistry
 from prometheus_client.samples import Sample
 
+from checks.result import outcome_name, seconds_from_us
 from collector.events import CheckRule
 from collector.exposition import escape_value, format_value
 from collector.incidents import AGENT_LOST_PRIORITY
@@ -144,9 +145,9 @@ class _SeriesText:
             elif part == "value" and r.HasField("value"):
                 out.append(Sample("xunjian_check_value", {**labels, "unit": r.unit}, r.value))
             elif part == "duration":
-                out.append(Sample("xunjian_check_duration_seconds", labels, r.duration_us / 1e6))
+                out.append(Sample("xunjian_check_duration_seconds", labels, seconds_from_us(r.duration_us)))
             elif part == "outcome":
-                out.append(Sample("xunjian_check_outcome_info", {**labels, "outcome": r.outcome or "ok"}, 1.0))
+                out.append(Sample("xunjian_check_outcome_info", {**labels, "outcome": outcome_name(r.outcome)}, 1.0))
         return out
 
     def lines(self, part: str) -> list[str]:
@@ -182,8 +183,8 @@ class _SeriesText:
                           f"{fmt(float(r.status))}\n")
             if r.HasField("value"):
                 value.append(f'xunjian_check_value{{{ac},{key},{target},unit="{esc(r.unit)}"}} {fmt(r.value)}\n')
-            duration.append(f"xunjian_check_duration_seconds{{{ac},{key},{target}}} {fmt(r.duration_us / 1e6)}\n")
-            outcome.append(f'xunjian_check_outcome_info{{{ac},{key},outcome="{esc(r.outcome or "ok")}",{target}}} '
+            duration.append(f"xunjian_check_duration_seconds{{{ac},{key},{target}}} {fmt(seconds_from_us(r.duration_us))}\n")
+            outcome.append(f'xunjian_check_outcome_info{{{ac},{key},outcome="{esc(outcome_name(r.outcome))}",{target}}} '
                            "1.0\n")
         return {"status": status, "value": value, "duration": duration, "outcome": outcome}
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Protocol
 
+from checks.result import ms_from_us, outcome_name, seconds_from_ms
 from collector.events import (
     AgentHeartbeat,
     AgentHello,
@@ -322,7 +323,7 @@ class SqlTx:
 
 def _history_row(agent_id: str, r: ResultLike, at: float) -> tuple[Any, ...]:
     return (agent_id, r.seq, r.check_id, r.target, r.key, r.status, r.value if r.HasField("value") else None,
-            r.unit, r.summary, r.outcome, r.started_unix_ms / 1000.0, r.duration_us / 1000.0,
+            r.unit, r.summary, outcome_name(r.outcome), seconds_from_ms(r.started_unix_ms), ms_from_us(r.duration_us),
             json.dumps(dict(r.metrics), sort_keys=True), at)
 
 

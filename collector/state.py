@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from checks.result import Status
+from checks.result import Status, seconds_from_ms
 from collector import incidents
 from collector.events import (
     AgentHeartbeat,
@@ -230,7 +230,7 @@ class StateEngine:
     @staticmethod
     def _change(agent_id: str, k: SeriesKey, s: Series, r: ResultLike, effects: BatchEffects, now: float) -> None:
         status, previous = r.status, s.status
-        at = r.started_unix_ms / 1000.0 if r.started_unix_ms else now
+        at = seconds_from_ms(r.started_unix_ms) if r.started_unix_ms else now
         effects.transitions.append(Transition(
             agent_id, k[0], k[1], k[2], r.seq, None if previous == NO_STATUS else previous, status, at, r.summary,
             r.value if r.HasField("value") else None))

@@ -1,4 +1,4 @@
-"""Shared test plumbing: a missing service skips locally but fails under CI=true (DESIGN.md §7)."""
+"""Shared test plumbing: a missing service skips locally but fails under CI=true (docs/architecture.md, "Tests")."""
 
 from __future__ import annotations
 

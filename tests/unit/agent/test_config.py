@@ -1,4 +1,4 @@
-"""agent.yaml: the DESIGN.md §4a example loads, and bad input names file, line and field with what was expected."""
+"""agent.yaml: the documented example loads, and bad input names file, line and field with what was expected."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The built-in database packs load, cover the DB-CHECKS.md catalogue, cite their sources and run rarely when costly."""
+"""The built-in database packs load, cover the database patrol catalogue (docs/databases.md), cite their sources and run rarely when costly."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Recorded DB-API connections shaped like python-oracledb's and pyodbc's, to run the built-in Oracle and
 SQL Server packs offline through the real engine.
 
-Oracle and SQL Server cannot run on this machine (DESIGN.md §7). What these tests prove is that each check's
+Oracle and SQL Server cannot run on this machine (docs/databases.md). What these tests prove is that each check's
 SQL is selected for the right server version, passes the read-only guard, and that rows shaped like the real
 driver's (python-oracledb: upper-case column names, NUMBER as int/float/Decimal, DATE as datetime; pyodbc:
 column names as written, int/Decimal/bool/str) become the expected results. They do not prove the SQL runs on
