@@ -39,8 +39,6 @@ from service.version import version
 log = logging.getLogger("xunjian.agent")
 PID_FILE = "agent.pid"
 RELOAD_STATUS_FILE = "reload.json"
-RESTART_ONLY = ("agent.id", "spool.path", "spool.max_bytes", "state_dir", "concurrency")
-"""agent.yaml fields a reload cannot apply: the agent keeps the old value and says a restart is needed."""
 _LISTED = 8
 
 
@@ -50,6 +48,7 @@ def control_files(state_dir: Path) -> tuple[Path, Path]:
 
 
 def _restart_only(old: AgentConfig, new: AgentConfig) -> list[str]:
+    """agent.yaml fields that changed but a reload cannot apply: the agent keeps the old value and says so."""
     pairs = {
         "agent.id": (old.agent.id, new.agent.id),
         "spool.path": (old.spool_path, new.spool_path),

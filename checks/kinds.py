@@ -36,10 +36,6 @@ KIND_MODULES: dict[str, str] = {
 }
 
 
-def kind_names() -> list[str]:
-    return sorted(KIND_MODULES)
-
-
 def spec_class(kind: str) -> type[CheckSpec]:
     """The CheckSpec subclass for `kind`; ValueError with a suggestion when the kind is unknown."""
     module_name = KIND_MODULES.get(kind)

@@ -40,21 +40,6 @@ from collector.store import (
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
-class Cursor(Protocol):
-    description: Any
-    rowcount: int
-
-    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
-
-    def executemany(self, sql: str, params: Any, /) -> Any: ...
-
-    def fetchone(self) -> Any: ...
-
-    def fetchall(self) -> list[Any]: ...
-
-    def close(self) -> None: ...
-
-
 class Connection(Protocol):
     def cursor(self) -> Any: ...
 

@@ -1,4 +1,4 @@
-"""validate_packs: loader errors plus the commands.allow rule, pointing at the check."""
+"""The commands.allow rule across a pack and agent.yaml, pointing at the check."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 
 from checks.config_error import ConfigError
-from checks.validation import validate_packs
+from checks.pack import CheckSet, load_checks
+from checks.validation import check_commands_allowed
+
+
+def validate_packs(refs: list[str], *, base_dir: Path | None = None, command_allow: list[str] | None = None) -> CheckSet:
+    checks = load_checks(list(refs), base_dir=base_dir)
+    if command_allow is not None:
+        check_commands_allowed(checks, command_allow)
+    return checks
+
 
 PACK = """\
 pack: plugins
