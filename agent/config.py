@@ -172,19 +172,16 @@ def load_agent_config(path: str | Path) -> AgentConfig:
     )
 
 
-def state_dir_of(path: str | Path) -> Path:
-    """The state directory agent.yaml names (where the running agent keeps its pid file), read without validating
-    the rest of the file: `xunjian agent reload` must reach the agent even when the new file has errors."""
+def spool_path_of(path: str | Path) -> Path:
+    """The spool agent.yaml names (the running agent's pid file is next to it), read without validating the rest
+    of the file: `xunjian agent reload` must reach the agent even when the new file has errors."""
     p = Path(path)
     src = load_yaml(p)
     data = src.data if isinstance(src.data, dict) else {}
-    base = p.resolve().parent
-    if isinstance(data.get("state_dir"), str) and data["state_dir"]:
-        return _resolve(base, data["state_dir"])
     spool = data.get("spool")
     spool = spool if isinstance(spool, dict) else {}
     raw = spool.get("path") if isinstance(spool.get("path"), str) else SpoolSection.model_fields["path"].default
-    return _resolve(base, str(raw)).parent / "state"
+    return _resolve(p.resolve().parent, str(raw))
 
 
 def _resolve(base: Path, raw: str) -> Path:

@@ -23,7 +23,7 @@ from agent.wire import build_hello
 from checks.config_error import ConfigError
 from checks.result import Result
 from protos import patrol_pb2
-from service.control import PidFile, ReloadReporter
+from service.control import AlreadyRunning, PidFile, ReloadReporter
 from service.lifecycle import (
     EXIT_FAILED,
     EXIT_INVALID,
@@ -37,14 +37,13 @@ from service.logs import setup_logging
 from service.version import version
 
 log = logging.getLogger("xunjian.agent")
-PID_FILE = "agent.pid"
-RELOAD_STATUS_FILE = "reload.json"
 _LISTED = 8
 
 
-def control_files(state_dir: Path) -> tuple[Path, Path]:
-    """The pid file and the reload status file of the agent whose state directory is `state_dir`."""
-    return state_dir / PID_FILE, state_dir / RELOAD_STATUS_FILE
+def control_files(spool_path: Path) -> tuple[Path, Path]:
+    """The pid file and the reload status file of the agent whose spool is `spool_path` (spool.db: spool.pid and
+    spool.reload.json): one agent per spool, whatever else shares the directory."""
+    return spool_path.with_suffix(".pid"), spool_path.with_suffix(".reload.json")
 
 
 def _restart_only(old: AgentConfig, new: AgentConfig) -> list[str]:
@@ -81,7 +80,7 @@ class AgentDaemon:
         self.config = config
         self.specs = config.checks.enabled()
         self.supervisor = supervisor or Supervisor(f"agent {config.agent.id}", log)
-        pid_path, status_path = control_files(config.state_dir)
+        pid_path, status_path = control_files(config.spool_path)
         self.pid_file = PidFile(pid_path, "agent")
         self.reloads = ReloadReporter(status_path)
         self._resources: dict[str, object] = {}
@@ -111,6 +110,8 @@ class AgentDaemon:
             c.state_dir.mkdir(parents=True, exist_ok=True)
             self.pid_file.create()
             self.spool = Spool(c.spool_path, c.spool_max_bytes)
+        except AlreadyRunning as exc:
+            raise StartError("spool", str(exc)) from exc
         except (OSError, sqlite3.Error) as exc:
             where = c.state_dir if not c.state_dir.is_dir() else c.spool_path
             raise StartError("spool", f"cannot write {where}: {exc} (spool.path / state_dir in {c.source}; the "

@@ -31,7 +31,7 @@ from collector.state import AgentLiveness, StateEngine
 from collector.store import Store
 from collector.timers import Timers
 from collector.writer import Writer
-from service.control import PidFile, ReloadReporter
+from service.control import AlreadyRunning, PidFile, ReloadReporter
 from service.lifecycle import (
     EXIT_FAILED,
     EXIT_INVALID,
@@ -108,6 +108,8 @@ class Collector:
             self.pid_file.create()
             self.store = store = open_store(cfg)
             self.engine.restore(store.load_snapshot(), self.clock())
+        except AlreadyRunning as exc:
+            raise StartError("store", str(exc)) from exc
         except (OSError, sqlite3.Error) as exc:
             raise StartError("store", f"cannot open {path}: {exc} (store.url; its directory must exist or be "
                              "creatable and be writable by the collector's user)") from exc

@@ -18,6 +18,10 @@ from pathlib import Path
 RELOAD_WAIT_S = 30.0
 
 
+class AlreadyRunning(OSError):
+    """Another live daemon holds the pid file: two daemons on one spool or store would corrupt it."""
+
+
 class ControlError(Exception):
     """The daemon could not be reached (no pid file, not running, did not answer)."""
 
@@ -51,7 +55,7 @@ class PidFile:
     def create(self) -> None:
         other = read_pid(self.path)
         if other is not None and other != os.getpid():
-            raise OSError(f"another {self.what} (pid {other}) is running with {self.path}; stop it first")
+            raise AlreadyRunning(f"another {self.what} (pid {other}) is running with {self.path}; stop it first")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text(f"{os.getpid()}\n")

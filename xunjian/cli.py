@@ -193,10 +193,10 @@ def _reload(pid_path: Path, status_path: Path, what: str) -> int:
 
 
 def _cmd_agent_reload(args: argparse.Namespace) -> int:
-    from agent.config import state_dir_of
+    from agent.config import spool_path_of
     from agent.daemon import control_files
 
-    return _reload(*control_files(state_dir_of(args.config)), "agent")
+    return _reload(*control_files(spool_path_of(args.config)), "agent")
 
 
 def _cmd_collector_reload(args: argparse.Namespace) -> int:

@@ -137,3 +137,22 @@ def test_a_failing_part_stops_the_agent_with_exit_1_and_one_line_naming_it(tmp_p
     assert "ERROR xunjian.agent: scheduler failed: RuntimeError: injected bug; stopping the agent ward-3" in lines
     assert lines[-1] == ("ERROR xunjian.agent: agent ward-3 stopped because scheduler failed: RuntimeError: "
                          "injected bug (exit 1)")
+
+
+def test_a_second_agent_on_the_same_spool_is_refused(tmp_path: Path) -> None:
+    col = ScriptedCollector().start()
+    config = write_config(tmp_path, col.address)
+    first = subprocess.Popen([sys.executable, "-m", "xunjian", "agent", "run", "--config", str(config)], cwd=ROOT,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.DEVNULL)
+    try:
+        assert col.wait_for(lambda: len(col.stored) >= 1, WAIT)
+        second = run_agent_process(config)
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(WAIT)
+        col.stop()
+    assert second.returncode == 1
+    assert log_lines(second.stderr) == [
+        f"ERROR xunjian.agent: agent cannot start: spool: another agent (pid {first.pid}) is running with "
+        f"{tmp_path}/data/spool.pid; stop it first"]
+    assert first.returncode == 0, "the first agent was not disturbed"
