@@ -135,6 +135,7 @@ class AgentDaemon:
             self.spool.close()
         self._close_sessions()
         self.pid_file.remove()
+        self.supervisor.close()
         return in_time
 
     def _close_sessions(self, keep: frozenset[str] | None = None) -> None:

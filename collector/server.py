@@ -188,6 +188,7 @@ class Collector:
             self.store = None
         if self.pid_file is not None:
             self.pid_file.remove()
+        self.supervisor.close()
         return in_time
 
     # reload

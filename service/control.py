@@ -27,13 +27,10 @@ class ControlError(Exception):
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether `pid` runs (psutil: on Windows os.kill(pid, 0) would terminate the process instead)."""
+    import psutil
+
+    return bool(psutil.pid_exists(pid))
 
 
 def read_pid(path: Path) -> int | None:

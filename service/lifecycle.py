@@ -3,8 +3,8 @@
 A component starts, stops within the time it is given, says whether it is healthy, and hands an error it cannot
 recover from to its host. The Supervisor is that host: it starts components in order, stops them in reverse order
 within one deadline, and turns the first fatal error into one log line naming the component and exit code 1. The
-daemon's main thread sleeps in `wait()` until a signal, a reload request or a failure wakes it: a self-pipe, so an
-idle daemon costs no wake-ups.
+daemon's main thread sleeps in `wait()` until a signal, a reload request or a failure wakes it (a socket pair: no
+polling, so an idle daemon costs no wake-ups).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
-import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -111,12 +111,13 @@ class Supervisor:
         self.log = log
         self.components: list[Component] = []
         self._started: list[Component] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        """Reentrant: a signal handler runs in the main thread, possibly while that thread holds it in wait()."""
         self._failure: tuple[str, str] | None = None
         self._stop_reason: str | None = None
         self._reload = False
-        self._read_fd, self._write_fd = os.pipe()
-        os.set_blocking(self._write_fd, False)
+        self._wakeup, self._waker = socket.socketpair()
+        self._waker.setblocking(False)
 
     def add(self, component: C) -> C:
         self.components.append(component)
@@ -125,8 +126,8 @@ class Supervisor:
     # what wakes the main thread
 
     def _wake(self) -> None:
-        with contextlib.suppress(BlockingIOError, OSError):
-            os.write(self._write_fd, b"!")
+        with contextlib.suppress(OSError):  # full (a wake is already pending) or closed (the daemon has stopped)
+            self._waker.send(b"!")
 
     def fail(self, component: str, error: BaseException | str) -> None:
         with self._lock:
@@ -161,7 +162,7 @@ class Supervisor:
                 if self._reload:
                     self._reload = False
                     return Wake.RELOAD
-            os.read(self._read_fd, 64)
+            self._wakeup.recv(64)
 
     @property
     def failure(self) -> tuple[str, str] | None:
@@ -210,9 +211,9 @@ class Supervisor:
         return out
 
     def close(self) -> None:
-        for fd in (self._read_fd, self._write_fd):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        """Release the wake-up sockets (a late wake is then a no-op, never a write to a reused descriptor)."""
+        self._waker.close()
+        self._wakeup.close()
 
 
 def install_signals(supervisor: Supervisor) -> None:

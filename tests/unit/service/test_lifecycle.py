@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -21,6 +23,22 @@ from service.lifecycle import (
 )
 
 log = logging.getLogger("xunjian.test")
+
+
+@pytest.fixture(autouse=True)
+def _close_supervisors(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every Supervisor a test makes releases its wake-up sockets."""
+    made: list[Supervisor] = []
+    original = Supervisor.__init__
+
+    def tracking(self: Supervisor, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(Supervisor, "__init__", tracking)
+    yield
+    for sup in made:
+        sup.close()
 
 
 class Part:
@@ -118,3 +136,10 @@ def test_a_part_that_overruns_the_deadline_is_named(caplog: pytest.LogCaptureFix
     with caplog.at_level(logging.WARNING, logger="xunjian.test"):
         assert sup.stop(2.0) is False
     assert "grpc did not stop within the 2s shutdown deadline" in [r.getMessage() for r in caplog.records]
+
+
+def test_a_wake_after_close_is_harmless() -> None:
+    sup = Supervisor("test daemon", log)
+    sup.close()
+    sup.request_stop("SIGTERM")
+    sup.fail("writer", "late")
