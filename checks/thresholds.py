@@ -47,6 +47,11 @@ def quantity(text: str) -> tuple[float, str]:
     raise ValueError(f"expected a number (optionally with a unit such as 2s or 1GiB), got {text!r}")
 
 
+def parse_quantity(text: str) -> float:
+    """The value of `quantity(text)` alone, in base units (seconds, bytes)."""
+    return quantity(text)[0]
+
+
 @dataclass(frozen=True, slots=True)
 class Threshold:
     text: str
