@@ -16,7 +16,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,11 +27,13 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.registry import CollectorRegistry
 
 from checks.result import ms_from_us, outcome_name, seconds_from_ms
+from collector.access import Actor, local_operator
+from collector.audit import AuditEntry
 from collector.exposition import generate_text
 from collector.findings import REVIEW_ACTIONS, FindingStateError
 from collector.incidents import status_name
 from collector.state import NO_STATUS, StateEngine
-from collector.store import FINDING_STATES, Row, Store
+from collector.store import FINDING_STATES, Row, Store, StoreTx
 from collector.writer import Writer
 from service.lifecycle import Health, Host, spawn
 
@@ -52,6 +54,8 @@ class Request:
     body: bytes = b""
     params: Mapping[str, str] = field(default_factory=dict)
     """Values of the route's {placeholders}."""
+    actor: Actor = field(default_factory=local_operator)
+    """Who is asking, as the transport established it (collector/access.py)."""
 
     def json(self) -> Any:
         if not self.body:
@@ -82,6 +86,8 @@ class Route:
     pattern: str
     """A path with {placeholders}, e.g. /api/v1/findings/{id}; docs/api.md writes them in capitals (ID)."""
     handler: Handler
+    role: str = "viewer"
+    """The least role that may call it (collector/access.py): viewer, operator, dba or admin."""
 
     def match(self, method: str, path: str) -> dict[str, str] | None:
         if method != self.method:
@@ -143,22 +149,30 @@ class Api:
             Route("GET", "/api/v1/results", json_get(lambda req: self.results(req.query))),
             Route("GET", "/api/v1/findings", json_get(lambda req: self.findings(req.query))),
             Route("GET", "/api/v1/findings/{id}", json_get(lambda req: self.finding(_finding_id(req.params["id"])))),
-            *(Route("POST", f"/api/v1/findings/{{id}}/{action}", self._reviewer(action)) for action in REVIEW_ACTIONS),
+            *(Route("POST", f"/api/v1/findings/{{id}}/{action}", self._reviewer(action), "dba")
+              for action in REVIEW_ACTIONS),
+            Route("GET", "/api/v1/audit", json_get(self.audit), "admin"),
+            Route("GET", "/api/v1/audit/verify", json_get(lambda _req: self.verify_audit()), "admin"),
         ]
 
     def _reviewer(self, action: str) -> Handler:
-        return lambda req: Response.of(self.review(_finding_id(req.params["id"]), action, req.json()))
+        return lambda req: Response.of(self.review(_finding_id(req.params["id"]), action, req.json(), req.actor))
 
-    def handle(self, method: str, path: str, query: Mapping[str, list[str]], body: bytes = b"") -> Response:
+    def handle(self, method: str, path: str, query: Mapping[str, list[str]], body: bytes = b"",
+               actor: Actor | None = None) -> Response:
         """Answer one request; errors are JSON {"error": ...} with their status, a bug is a 500 that is logged."""
         if path == "/console":
             path = "/"
+        caller = actor or local_operator()
         try:
             allowed = []
             for route in self._routes:
                 params = route.match(method, path)
                 if params is not None:
-                    return route.handler(Request(method, path, query, body, params))
+                    if not caller.may(route.role):
+                        raise ApiError(HTTPStatus.FORBIDDEN, f"{method} {route.pattern} needs the {route.role} role; "
+                                       f"{caller.name} has {caller.role}")
+                    return route.handler(Request(method, path, query, body, params, caller))
                 if route.match(route.method, path) is not None:
                     allowed.append(route.method)
             if allowed:
@@ -249,16 +263,25 @@ class Api:
             raise ApiError(HTTPStatus.NOT_FOUND, f"finding {finding_id} not found")
         return row
 
-    def review(self, finding_id: int, action: str, body: Any) -> Row:
+    def review(self, finding_id: int, action: str, body: Any, actor: Actor) -> Row:
         if not isinstance(body, dict):
             raise ApiError(HTTPStatus.BAD_REQUEST, 'body must be a JSON object {"reviewer": ..., "note": ...}')
-        reviewer, note = body.get("reviewer"), body.get("note", "")
-        if not isinstance(reviewer, str) or not reviewer.strip():
+        claimed, note = body.get("reviewer", ""), body.get("note", "")
+        if not isinstance(claimed, str) or not (claimed.strip() or actor.authenticated):
             raise ApiError(HTTPStatus.BAD_REQUEST, "reviewer is required (who accepts or dismisses the finding)")
         if not isinstance(note, str):
             raise ApiError(HTTPStatus.BAD_REQUEST, "note must be a string")
+        reviewer = actor.acting_as(claimed)
         at = self.clock()
-        fut = self.writer.submit(lambda tx: tx.review_finding(finding_id, action, reviewer.strip(), note, at))
+
+        def job(tx: StoreTx) -> Row | None:
+            row = tx.review_finding(finding_id, action, reviewer, note, at)
+            if row is not None:
+                tx.audit(AuditEntry.of(replace(actor, name=reviewer), f"finding.{action}", f"finding {finding_id}", at,
+                                       state=row["state"], note=note))
+            return row
+
+        fut = self.writer.submit(job)
         try:
             row = fut.result(REVIEW_TIMEOUT_S)
         except FindingStateError as exc:
@@ -266,6 +289,17 @@ class Api:
         if row is None:
             raise ApiError(HTTPStatus.NOT_FOUND, f"finding {finding_id} not found")
         return self.finding(finding_id)
+
+
+    def audit(self, req: Request) -> list[Row]:
+        """The newest audit entries first (`limit`), or those after an id oldest first (`after`, to page through)."""
+        after = _int_param(req.query, "after", 0)
+        limit = _int_param(req.query, "limit", DEFAULT_LIMIT, maximum=MAX_LIMIT)
+        return self.store.list_audit(after_id=after, limit=limit, newest_first="after" not in req.query)
+
+    def verify_audit(self) -> Row:
+        result = self.store.verify_audit()
+        return {"ok": result.ok, "entries": result.entries, "head": result.head, "problems": result.problems}
 
 
 def _finding_id(raw: str) -> int:
@@ -286,7 +320,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, body: bytes = b"") -> None:
         url = urlsplit(self.path)
-        response = self.api.handle(self.command, url.path, parse_qs(url.query), body)
+        actor = local_operator(f"{self.client_address[0]}:{self.client_address[1]}")
+        response = self.api.handle(self.command, url.path, parse_qs(url.query), body, actor)
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))

@@ -131,6 +131,10 @@ class Collector:
                                               host, port))
         self.supervisor.start()
         self.grpc_port, self.http_port = grpc_server.port, http.port
+        newest = store.list_audit(limit=1, newest_first=True)
+        if newest:
+            log.info("audit trail head: entry %d, hash %s", newest[0]["id"], newest[0]["hash"],
+                     extra={"event": "audit.head", "entry": newest[0]["id"], "hash": newest[0]["hash"]})
         log.info("collector started: xunjian %s, config %s, grpc %s (port %d), http %s (port %d), store %s "
                  "(history %s, %d agents known), agents lost after %gs", version(), self.source or "(defaults)",
                  cfg.listen.grpc, self.grpc_port, cfg.listen.http, self.http_port, path, cfg.store.history,

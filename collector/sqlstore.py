@@ -17,6 +17,7 @@ from importlib import resources
 from typing import Any, Protocol
 
 from checks.result import ms_from_us, outcome_name, seconds_from_ms
+from collector.audit import GENESIS, AuditEntry, Verification, chain_hash, verify_chain
 from collector.events import (
     AgentHeartbeat,
     AgentHello,
@@ -136,7 +137,7 @@ def _rows(cur: Any) -> list[Row]:
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-_JSON_COLUMNS = ("labels", "roles", "evidence", "attributes", "metrics")
+_JSON_COLUMNS = ("labels", "roles", "evidence", "attributes", "metrics", "detail")
 
 
 def _decode(row: Row) -> Row:
@@ -284,6 +285,20 @@ class SqlTx:
         self._event(finding_id, at, current, new_state, reviewer, note)
         return {"id": finding_id, "state": new_state, "reviewer": reviewer, "review_note": note, "reviewed_at": at}
 
+    def audit(self, entry: AuditEntry) -> Row:
+        """Append `entry` to the audit trail, chained to the newest entry (the writer is the only one appending)."""
+        q, cur = self._q, self._cur
+        cur.execute(q("SELECT hash FROM audit ORDER BY id DESC LIMIT 1"))
+        row = cur.fetchone()
+        prev = str(row[0]) if row else GENESIS
+        digest = chain_hash(prev, entry)
+        cur.execute(q(
+            "INSERT INTO audit (at, actor, role, via, remote, action, object, detail, prev_hash, hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
+            (entry.at, entry.actor, entry.role, entry.via, entry.remote, entry.action, entry.object,
+             json.dumps(dict(entry.detail), sort_keys=True, ensure_ascii=False), prev, digest))
+        return {"id": int(cur.fetchone()[0]), "hash": digest}
+
     def fix_stale_findings(self, seen_before: float, at: float) -> int:
         q, cur = self._q, self._cur
         marks = ", ".join("?" for _ in FIXABLE_STATES)
@@ -407,6 +422,23 @@ class SqlStore:
             "SELECT at, from_state, to_state, actor, note FROM finding_events WHERE finding_id = ? ORDER BY at, id",
             (finding_id,))
         return row
+
+    def list_audit(self, *, after_id: int = 0, limit: int = 500, newest_first: bool = False) -> list[Row]:
+        """Audit entries with an id above `after_id`, oldest first (or the newest `limit` ones, newest first)."""
+        if newest_first:
+            return self._query("SELECT * FROM audit WHERE id > ? ORDER BY id DESC LIMIT ?", (after_id, limit))
+        return self._query("SELECT * FROM audit WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
+
+    def verify_audit(self, page: int = 5000) -> Verification:
+        """Walk the whole trail a page at a time and check every link of the chain."""
+        state = Verification()
+        after = 0
+        while True:
+            rows = self.list_audit(after_id=after, limit=page)
+            verify_chain(rows, state)
+            if len(rows) < page:
+                return state
+            after = int(rows[-1]["id"])
 
     def finding_counts(self) -> dict[str, int]:
         return {r["state"]: int(r["n"]) for r in self._query("SELECT state, COUNT(*) AS n FROM findings GROUP BY state")}

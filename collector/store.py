@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from collector.audit import AuditEntry, Verification
 from collector.events import AgentHeartbeat, AgentHello, BatchEffects, CheckRule, IncidentAction
 
 Row = dict[str, Any]
@@ -76,6 +77,10 @@ class StoreTx(Protocol):
 
     def review_finding(self, finding_id: int, state: str, reviewer: str, note: str, at: float) -> Row | None: ...
 
+    def audit(self, entry: AuditEntry) -> Row:
+        """Append an entry to the hash-chained audit trail, in the transaction of the change it records."""
+        ...
+
     def fix_stale_findings(self, seen_before: float, at: float) -> int: ...
 
     def purge_history(self, before: float, limit: int = 10_000) -> int: ...
@@ -107,6 +112,10 @@ class Store(Protocol):
     def get_finding(self, finding_id: int) -> Row | None: ...
 
     def finding_counts(self) -> dict[str, int]: ...
+
+    def list_audit(self, *, after_id: int = 0, limit: int = 500, newest_first: bool = False) -> list[Row]: ...
+
+    def verify_audit(self, page: int = 5000) -> Verification: ...
 
     def is_unavailable(self, error: BaseException) -> bool:
         """`error` means the store itself failed (disk full, I/O error, locked too long), not that one job was wrong."""

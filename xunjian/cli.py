@@ -145,6 +145,15 @@ def _parser() -> argparse.ArgumentParser:
         fp.add_argument("--reviewer", required=True, help="who reviewed it")
         fp.add_argument("--note", default="", help="why")
         fp.set_defaults(handler=_cmd_findings_review, action=action)
+
+    audit = sub.add_parser("audit", help="the audit trail of human actions (admin)").add_subparsers(metavar="ACTION")
+    alist = audit.add_parser("list", help="newest entries first (or all after an id, oldest first)")
+    alist.add_argument("--limit", type=int, default=50)
+    alist.add_argument("--after", type=int, help="entries after this id, oldest first (to page or export)")
+    alist.add_argument("--json", action="store_true", help="one JSON object per line (an export)")
+    alist.set_defaults(handler=_cmd_audit_list)
+    averify = audit.add_parser("verify", help="check every link of the hash chain; exit 1 when it is broken")
+    averify.set_defaults(handler=_cmd_audit_verify)
     return p
 
 
@@ -353,6 +362,34 @@ def _cmd_findings_review(args: argparse.Namespace) -> int:
     finding = Client().post(f"/api/v1/findings/{args.id}/{args.action}", {"reviewer": args.reviewer, "note": args.note})
     print(f"finding {finding.get('id', args.id)} is now {finding.get('state', args.action + 'ed')}")
     return EXIT_OK
+
+
+def _cmd_audit_list(args: argparse.Namespace) -> int:
+    entries = _items(Client().get("/api/v1/audit", limit=args.limit, after=args.after))
+    if args.json:
+        for entry in entries:
+            print(json.dumps(entry, ensure_ascii=False, sort_keys=True))
+        return EXIT_OK
+    if not entries:
+        print("No audit entries.")
+        return EXIT_OK
+    print(render(
+        ["ID", "AT", "ACTOR", "ROLE", "VIA", "FROM", "ACTION", "OBJECT", "DETAIL"],
+        [(e.get("id"), _fmt_time(e.get("at")), e.get("actor"), e.get("role"), e.get("via"), e.get("remote"),
+          e.get("action"), e.get("object"), json.dumps(e.get("detail") or {}, ensure_ascii=False)) for e in entries],
+    ))
+    return EXIT_OK
+
+
+def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    result = Client().get("/api/v1/audit/verify")
+    if result.get("ok"):
+        print(f"audit trail intact: {result.get('entries')} entries, head {result.get('head')}")
+        return EXIT_OK
+    print(f"audit trail BROKEN ({result.get('entries')} entries):")
+    for problem in result.get("problems") or []:
+        print(f"  {problem}")
+    return EXIT_FAILED
 
 
 def _items(payload: Any) -> list[dict[str, Any]]:

@@ -130,3 +130,38 @@ def test_housekeeping_fixes_findings_not_seen_within_fixed_after(tmp_path: Path)
             _, text = await asyncio.to_thread(http_get, c.http_port, "/metrics")
             assert 'xunjian_findings{state="fixed"} 2.0' in text
     asyncio.run(scenario())
+
+
+def test_audit_cli_lists_reviews_and_verify_detects_an_edited_row(tmp_path: Path) -> None:
+    import json
+    import os
+    import sqlite3
+    import sys
+
+    def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "xunjian", *args], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "XUNJIAN_URL": url})
+
+    async def scenario() -> None:
+        async with running(tmp_path) as c:
+            await feed(c.grpc_port)
+            url = f"http://127.0.0.1:{c.http_port}"
+            _, findings = await asyncio.to_thread(http_get, c.http_port, "/api/v1/findings")
+            for f in findings:
+                await asyncio.to_thread(http_post, c.http_port, f"/api/v1/findings/{f['id']}/accept",
+                                        {"reviewer": "dba.wang", "note": "reviewed"})
+            listed = await asyncio.to_thread(cli, url, "audit", "list", "--json")
+            entries = [json.loads(line) for line in listed.stdout.splitlines()]
+            assert [(e["actor"], e["action"], e["via"]) for e in entries] == [("dba.wang", "finding.accept",
+                                                                              "unauthenticated")] * 2
+            assert entries[0]["remote"].startswith("127.0.0.1:")
+            ok = await asyncio.to_thread(cli, url, "audit", "verify")
+            assert ok.returncode == 0 and "audit trail intact: 2 entries" in ok.stdout, ok.stdout + ok.stderr
+            db = sqlite3.connect(tmp_path / "collector.db")
+            db.execute("UPDATE audit SET actor = 'nobody' WHERE id = 1")
+            db.commit()
+            db.close()
+            broken = await asyncio.to_thread(cli, url, "audit", "verify")
+            assert broken.returncode == 1
+            assert "entry 1: its content does not match its hash (the entry was edited)" in broken.stdout
+    asyncio.run(scenario())
