@@ -27,6 +27,15 @@ DEFAULT_LEVEL = "INFO"
 LEVEL_ENV = "XUNJIAN_LOG_LEVEL"
 _SYSLOG_PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6, logging.DEBUG: 7}
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
+SUPPRESSED = "_xunjian_suppressed"
+"""Record attribute RepeatLimit sets on the first record it lets through after holding some back."""
+
+
+def _message(record: logging.LogRecord) -> str:
+    """The record's message plus, after a burst was held back, how many were."""
+    message = record.getMessage()
+    held = getattr(record, SUPPRESSED, None)
+    return f"{message} ({held})" if held else message
 
 
 def _timestamp(created: float) -> str:
@@ -44,7 +53,7 @@ class TextFormatter(logging.Formatter):
         self.journald = journald
 
     def format(self, record: logging.LogRecord) -> str:
-        message = scrub(record.getMessage())
+        message = scrub(_message(record))
         if record.exc_info:
             message += "\n" + scrub(self.formatException(record.exc_info))
         if self.journald:
@@ -59,7 +68,7 @@ class JsonFormatter(logging.Formatter):
             "time": _timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
-            "message": scrub(record.getMessage()),
+            "message": scrub(_message(record)),
         }
         for key, value in event_fields(record).items():
             out[key] = scrub(value) if isinstance(value, str) else value
@@ -100,7 +109,8 @@ class RepeatLimit(logging.Filter):
                     return False
                 return True
         if suppressed:
-            record.msg = f"{record.msg} ({suppressed} more like this in the last {self.window:g}s were not logged)"
+            # On the record, not in its message: other handlers (pytest's, a second sink) share the record.
+            setattr(record, SUPPRESSED, f"{suppressed} more like this in the last {self.window:g}s were not logged")
         return True
 
     def _forget_old(self, now: float) -> None:

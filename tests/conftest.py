@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,3 +24,19 @@ def require(available: bool, what: str) -> None:
     if IN_CI:
         pytest.fail(f"required service missing in CI: {what}")
     pytest.skip(f"service not available: {what}")
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """Daemon entry points run in-process (serve(), run_agent()) install their own root handler on a stream a
+    test captures; put the root logger back so no later test logs into a closed stream or through its filters."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)

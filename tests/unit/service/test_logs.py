@@ -84,7 +84,11 @@ def test_a_repeating_error_is_limited_then_summed_up() -> None:
     now[0] = 61.0
     r = record("store write failed: %s", 11, level=logging.ERROR)
     assert limit.filter(r)
-    assert r.getMessage() == "store write failed: 11 (8 more like this in the last 60s were not logged)"
+    assert r.getMessage() == "store write failed: 11", "the shared record's message is left alone"
+    assert TextFormatter().format(r).endswith(
+        "store write failed: 11 (8 more like this in the last 60s were not logged)")
+    assert json.loads(JsonFormatter().format(r))["message"] == (
+        "store write failed: 11 (8 more like this in the last 60s were not logged)")
 
 
 def test_setup_logging_writes_json_to_the_stream(restore_root_logging: None) -> None:
