@@ -35,7 +35,7 @@ def result_to_proto(result: Result, seq: int = 0) -> patrol_pb2.Result:
     for f in result.findings:
         pf = msg.findings.add(
             fingerprint=f.fingerprint, title=f.title, object=f.object,
-            recommendation=f.recommendation, sql_text=f.sql_text,
+            recommendation=f.recommendation, sql_text=f.sql_text, category=f.category,
         )
         pf.evidence.update(f.evidence)
         pf.attributes.update(f.attributes)
@@ -60,6 +60,7 @@ def result_from_proto(msg: patrol_pb2.Result) -> Result:
             Finding(
                 fingerprint=f.fingerprint, title=f.title, object=f.object, recommendation=f.recommendation,
                 sql_text=f.sql_text, evidence=dict(f.evidence), attributes=dict(f.attributes),
+                category=f.category or "dba",
             )
             for f in msg.findings
         ],

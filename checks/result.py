@@ -36,6 +36,16 @@ class Outcome(str, enum.Enum):
     held); its rows are discarded and the connection is closed and reopened."""
     INTERNAL_ERROR = "internal_error"
     """A bug in the probe itself, reported as UNKNOWN rather than crashing the agent."""
+    MISSED = "missed"
+    """A scheduled job did not start in its window (job.window)."""
+    FAILED = "failed"
+    """A scheduled job ran in its window and every run there failed (job.window)."""
+    STILL_RUNNING = "still_running"
+    """A scheduled job is still running after its deadline (job.window)."""
+    TOO_LONG = "too_long"
+    """A scheduled job succeeded, but finished after its deadline or ran longer than warn/crit (job.window)."""
+    DISABLED = "disabled"
+    """A scheduled job is disabled or broken, so it will not run (job.window)."""
 
 
 # Times and durations, one vocabulary from probe to exporter: a Result carries started_at in unix seconds and
@@ -73,7 +83,8 @@ def outcome_name(outcome: str) -> str:
 
 @dataclass(slots=True)
 class Finding:
-    """A DBA tuning finding; deduplicated at the collector by (target, fingerprint)."""
+    """A finding for review: DBA tuning advice or a reconciliation discrepancy; deduplicated at the collector by
+    (agent, target, fingerprint)."""
 
     fingerprint: str
     title: str
@@ -82,6 +93,13 @@ class Finding:
     sql_text: str = ""
     evidence: dict[str, float] = field(default_factory=dict)
     attributes: dict[str, str] = field(default_factory=dict)
+    category: str = "dba"
+    """Which review it belongs to: dba (tuning), migration, payment (单边账), insurance; see FINDING_CATEGORIES."""
+
+
+FINDING_CATEGORIES: tuple[str, ...] = ("dba", "migration", "payment", "insurance")
+"""The review queues findings are filed in. dba findings are tuning advice; the others are discrepancies found
+by reconciliation, which an engineer settles (accepts with a note) or dismisses."""
 
 
 @dataclass(slots=True)
@@ -124,6 +142,7 @@ class Result:
                     "sql_text": f.sql_text,
                     "evidence": f.evidence,
                     "attributes": f.attributes,
+                    "category": f.category,
                 }
                 for f in self.findings
             ]

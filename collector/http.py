@@ -30,7 +30,7 @@ from checks.result import ms_from_us, outcome_name, seconds_from_ms
 from collector.access import Actor, local_operator
 from collector.audit import AuditEntry
 from collector.exposition import generate_text
-from collector.findings import REVIEW_ACTIONS, FindingStateError
+from collector.findings import REVIEW_ACTIONS, FindingStateError, known_categories
 from collector.incidents import status_name
 from collector.state import NO_STATUS, StateEngine
 from collector.store import FINDING_STATES, Row, Store, StoreTx
@@ -251,10 +251,13 @@ class Api:
         return rows
 
     def findings(self, query: Mapping[str, list[str]]) -> list[Row]:
-        filters = {k: query[k][0] for k in ("target", "engine", "state", "agent") if query.get(k, [""])[0]}
+        filters = {k: query[k][0] for k in ("target", "engine", "state", "agent", "category") if query.get(k, [""])[0]}
         if "state" in filters and filters["state"] not in FINDING_STATES:
             raise ApiError(HTTPStatus.BAD_REQUEST, f"state must be one of {', '.join(FINDING_STATES)}, "
                            f"got {filters['state']!r}")
+        if "category" in filters and filters["category"] not in known_categories():
+            raise ApiError(HTTPStatus.BAD_REQUEST, f"category must be one of {', '.join(known_categories())}, "
+                           f"got {filters['category']!r}")
         return self.store.list_findings(filters, _int_param(query, "limit", DEFAULT_LIMIT, maximum=MAX_LIMIT))
 
     def finding(self, finding_id: int) -> Row:

@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector as PromCollector
 from prometheus_client.registry import CollectorRegistry
 from prometheus_client.samples import Sample
 
-from checks.result import outcome_name, seconds_from_us
+from checks.result import FINDING_CATEGORIES, outcome_name, seconds_from_us
 from collector.events import CheckRule
 from collector.exposition import escape_value, format_value
 from collector.incidents import AGENT_LOST_PRIORITY
@@ -95,14 +95,17 @@ class PatrolMetrics(PromCollector):
         yield from (up, seen, depth, dropped)
 
     def _findings(self) -> Iterator[Metric]:
-        family = GaugeMetricFamily("xunjian_findings", "DBA findings by review state.", labels=["state"])
+        family = GaugeMetricFamily("xunjian_findings", "Findings by review state and category (dba, migration, "
+                                   "payment, insurance).", labels=["state", "category"])
         try:
             counts = self.store.finding_counts()
         except Exception as exc:  # a scrape must not fail because the store is busy
             log.warning("finding counts unavailable: %s", exc)
             counts = {}
-        for state in FINDING_STATES:
-            family.add_metric([state], counts.get(state, 0))
+        categories = dict.fromkeys([*FINDING_CATEGORIES, *(c for c, _ in counts)])
+        for category in categories:
+            for state in FINDING_STATES:
+                family.add_metric([state, category], counts.get((category, state), 0))
         yield family
 
     def _ingest(self) -> Iterator[Metric]:

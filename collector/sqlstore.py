@@ -29,7 +29,7 @@ from collector.events import (
     IncidentUpdate,
     ResultLike,
 )
-from collector.findings import FIXABLE_STATES, review_state, state_when_seen
+from collector.findings import FIXABLE_STATES, SETTLED_BY_PEOPLE, category_of, review_state, state_when_seen
 from collector.store import (
     AgentRecord,
     OpenIncidentRecord,
@@ -243,26 +243,27 @@ class SqlTx:
         q, cur = self._q, self._cur
         evidence = json.dumps(dict(f.evidence), sort_keys=True)
         attributes = json.dumps(dict(f.attributes), sort_keys=True)
+        category = category_of(f.category)
         cur.execute(q("SELECT id, state FROM findings WHERE agent_id = ? AND target = ? AND fingerprint = ?"),
                     (agent_id, target, f.fingerprint))
         row = cur.fetchone()
         if row is None:
             cur.execute(q(
                 "INSERT INTO findings (agent_id, target, fingerprint, check_id, engine, title, object, recommendation, "
-                "sql_text, evidence, attributes, state, first_seen, last_seen, seen_count) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?, 1) RETURNING id"),
+                "sql_text, evidence, attributes, category, state, first_seen, last_seen, seen_count) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?, 1) RETURNING id"),
                 (agent_id, target, f.fingerprint, check_id, engine, f.title, f.object, f.recommendation, f.sql_text,
-                 evidence, attributes, at, at))
+                 evidence, attributes, category, at, at))
             self._event(int(cur.fetchone()[0]), at, None, "new", "", "first seen")
             return
         finding_id, state = int(row[0]), str(row[1])
         new_state = state_when_seen(state)
         cur.execute(q(
             "UPDATE findings SET check_id = ?, engine = ?, title = ?, object = ?, recommendation = ?, sql_text = ?, "
-            "evidence = ?, attributes = ?, state = ?, last_seen = ?, seen_count = seen_count + 1, "
+            "evidence = ?, attributes = ?, category = ?, state = ?, last_seen = ?, seen_count = seen_count + 1, "
             "fixed_at = CASE WHEN ? = 'new' AND state = 'fixed' THEN NULL ELSE fixed_at END WHERE id = ?"),
-            (check_id, engine, f.title, f.object, f.recommendation, f.sql_text, evidence, attributes, new_state, at,
-             new_state, finding_id))
+            (check_id, engine, f.title, f.object, f.recommendation, f.sql_text, evidence, attributes, category,
+             new_state, at, new_state, finding_id))
         if new_state != state:
             self._event(finding_id, at, state, new_state, "", "seen again")
 
@@ -302,8 +303,9 @@ class SqlTx:
     def fix_stale_findings(self, seen_before: float, at: float) -> int:
         q, cur = self._q, self._cur
         marks = ", ".join("?" for _ in FIXABLE_STATES)
-        cur.execute(q(f"SELECT id, state FROM findings WHERE state IN ({marks}) AND last_seen < ?"),
-                    (*FIXABLE_STATES, seen_before))
+        settled = ", ".join("?" for _ in SETTLED_BY_PEOPLE)
+        cur.execute(q(f"SELECT id, state FROM findings WHERE state IN ({marks}) AND last_seen < ? "
+                      f"AND category NOT IN ({settled})"), (*FIXABLE_STATES, seen_before, *SETTLED_BY_PEOPLE))
         stale = cur.fetchall()
         for finding_id, state in stale:
             cur.execute(q("UPDATE findings SET state = 'fixed', fixed_at = ? WHERE id = ?"), (at, finding_id))
@@ -408,7 +410,7 @@ class SqlStore:
                            (agent_id, after_seq, limit))
 
     def list_findings(self, filters: dict[str, str], limit: int) -> list[Row]:
-        columns = {"agent": "agent_id", "target": "target", "engine": "engine", "state": "state"}
+        columns = {"agent": "agent_id", "target": "target", "engine": "engine", "state": "state", "category": "category"}
         where = [f"{columns[k]} = ?" for k in filters]
         sql = "SELECT * FROM findings" + (" WHERE " + " AND ".join(where) if where else "")
         return self._query(sql + " ORDER BY last_seen DESC, id DESC LIMIT ?", (*filters.values(), limit))
@@ -440,8 +442,10 @@ class SqlStore:
                 return state
             after = int(rows[-1]["id"])
 
-    def finding_counts(self) -> dict[str, int]:
-        return {r["state"]: int(r["n"]) for r in self._query("SELECT state, COUNT(*) AS n FROM findings GROUP BY state")}
+    def finding_counts(self) -> dict[tuple[str, str], int]:
+        """Number of findings per (category, state)."""
+        rows = self._query("SELECT category, state, COUNT(*) AS n FROM findings GROUP BY category, state")
+        return {(r["category"], r["state"]): int(r["n"]) for r in rows}
 
     def is_unavailable(self, error: BaseException) -> bool:
         return self.dialect.unavailable(error)

@@ -28,8 +28,9 @@ from collector.store import StoreSnapshot
 NO_STATUS = -1
 OK = int(Status.OK)
 """The checks' OK as the plain int the wire carries (protobuf enums compare as ints)."""
-FINDINGS_KINDS = ("sql.findings", "reconciliation")
-"""Kinds whose results carry findings; a series of an undeclared kind is checked too."""
+FINDINGS_KINDS = ("sql.findings", "migration.reconcile", "reconcile.")
+"""Kinds (or kind prefixes) whose results carry findings: DBA findings and reconciliation discrepancies; a
+series of an undeclared kind is checked too."""
 SeriesKey = tuple[str, str, str]
 """(check_id, target, key) within one agent."""
 

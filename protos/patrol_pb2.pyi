@@ -40,7 +40,9 @@ Global___Status: _TypeAlias = Status  # noqa: Y015
 
 @_typing.final
 class Finding(_message.Message):
-    """A DBA finding produced by a sql.findings check: deduplicated at the collector by (target, fingerprint)."""
+    """A finding for review: DBA tuning advice (sql.findings) or a reconciliation discrepancy (migration.reconcile,
+    reconcile.payments, reconcile.totals); deduplicated at the collector by (agent, target, fingerprint).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -91,6 +93,7 @@ class Finding(_message.Message):
     SQL_TEXT_FIELD_NUMBER: _builtins.int
     EVIDENCE_FIELD_NUMBER: _builtins.int
     ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
     fingerprint: _builtins.str
     """stable: sql_id, query_hash, queryid, digest, or schema.object"""
     title: _builtins.str
@@ -99,6 +102,8 @@ class Finding(_message.Message):
     recommendation: _builtins.str
     sql_text: _builtins.str
     """normalized, literals stripped; never row contents"""
+    category: _builtins.str
+    """dba | migration | payment | insurance; empty (older agents) reads as dba"""
     @_builtins.property
     def evidence(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]: ...
     @_builtins.property
@@ -113,10 +118,11 @@ class Finding(_message.Message):
         sql_text: _builtins.str = ...,
         evidence: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
         attributes: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        category: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "evidence", b"evidence", "fingerprint", b"fingerprint", "object", b"object", "recommendation", b"recommendation", "sql_text", b"sql_text", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "category", b"category", "evidence", b"evidence", "fingerprint", b"fingerprint", "object", b"object", "recommendation", b"recommendation", "sql_text", b"sql_text", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

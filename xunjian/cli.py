@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from checks.config_error import ConfigError
+from checks.result import FINDING_CATEGORIES
 from xunjian import __version__
 from xunjian.client import ApiError, Client
 from xunjian.table import render
@@ -127,10 +128,13 @@ def _parser() -> argparse.ArgumentParser:
     cval.add_argument("--config", type=Path, help="agent.yaml: validated with its packs and targets")
     cval.set_defaults(handler=_cmd_check_validate)
 
-    findings = sub.add_parser("findings", help="DBA findings").add_subparsers(metavar="ACTION")
+    findings = sub.add_parser("findings", help="DBA findings and reconciliation discrepancies (单边账)").add_subparsers(
+        metavar="ACTION")
     flist = findings.add_parser("list", help="list findings")
     flist.add_argument("--target")
     flist.add_argument("--engine", choices=["oracle", "mssql", "postgres", "mysql"])
+    flist.add_argument("--category", choices=list(FINDING_CATEGORIES),
+                       help="dba (tuning), migration, payment (单边账) or insurance")
     flist.add_argument("--state", choices=["new", "accepted", "dismissed", "fixed"])
     flist.add_argument("--agent")
     flist.add_argument("--json", action="store_true")
@@ -322,7 +326,8 @@ def _print_incidents(items: list[dict[str, Any]]) -> None:
 
 
 def _cmd_findings_list(args: argparse.Namespace) -> int:
-    findings = Client().get("/api/v1/findings", target=args.target, engine=args.engine, state=args.state, agent=args.agent)
+    findings = Client().get("/api/v1/findings", target=args.target, engine=args.engine, state=args.state, agent=args.agent,
+                            category=args.category)
     if args.json:
         print(json.dumps(findings, ensure_ascii=False, indent=2))
         return EXIT_OK
@@ -331,9 +336,10 @@ def _cmd_findings_list(args: argparse.Namespace) -> int:
         print("No findings.")
         return EXIT_OK
     print(render(
-        ["ID", "STATE", "ENGINE", "AGENT", "TARGET", "CHECK", "OBJECT", "SEEN", "LAST SEEN", "TITLE"],
-        [(f.get("id"), f.get("state"), f.get("engine"), f.get("agent_id"), f.get("target"), f.get("check_id"), f.get("object"),
-          f.get("seen_count"), _fmt_time(f.get("last_seen")), f.get("title")) for f in items],
+        ["ID", "STATE", "CATEGORY", "ENGINE", "AGENT", "TARGET", "CHECK", "OBJECT", "SEEN", "LAST SEEN", "TITLE"],
+        [(f.get("id"), f.get("state"), f.get("category"), f.get("engine"), f.get("agent_id"), f.get("target"),
+          f.get("check_id"), f.get("object"), f.get("seen_count"), _fmt_time(f.get("last_seen")), f.get("title"))
+         for f in items],
     ))
     return EXIT_OK
 
@@ -343,7 +349,7 @@ def _cmd_findings_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(finding, ensure_ascii=False, indent=2))
         return EXIT_OK
-    for key in ("id", "state", "engine", "agent_id", "target", "check_id", "fingerprint", "object", "title",
+    for key in ("id", "state", "category", "engine", "agent_id", "target", "check_id", "fingerprint", "object", "title",
                 "first_seen", "last_seen", "seen_count", "reviewer", "review_note", "reviewed_at"):
         if finding.get(key) not in (None, ""):
             print(f"{key:>14}: {finding[key]}")
@@ -351,6 +357,10 @@ def _cmd_findings_show(args: argparse.Namespace) -> int:
         print(f"{'evidence':>14}:")
         for k, v in sorted(finding["evidence"].items()):
             print(f"{'':>16}{k} = {v:g}" if isinstance(v, (int, float)) else f"{'':>16}{k} = {v}")
+    if finding.get("attributes"):
+        print(f"{'attributes':>14}:")
+        for k, v in sorted(finding["attributes"].items()):
+            print(f"{'':>16}{k} = {v}")
     if finding.get("sql_text"):
         print(f"{'sql':>14}: {finding['sql_text']}")
     if finding.get("recommendation"):

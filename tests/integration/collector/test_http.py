@@ -84,7 +84,7 @@ def test_json_api_and_findings_review(tmp_path: Path) -> None:
 
             status, text = await asyncio.to_thread(http_get, port, "/metrics")
             assert status == 200
-            assert 'xunjian_findings{state="accepted"} 1.0' in text
+            assert 'xunjian_findings{category="dba",state="accepted"} 1.0' in text
             assert "xunjian_ingest_results_total 5.0" in text
     asyncio.run(scenario())
 
@@ -128,7 +128,7 @@ def test_housekeeping_fixes_findings_not_seen_within_fixed_after(tmp_path: Path)
             _, fixed = await asyncio.to_thread(http_get, c.http_port, "/api/v1/findings?state=fixed")
             assert sorted(f["fingerprint"] for f in fixed) == ["sql_id:a1", "sql_id:b2"]
             _, text = await asyncio.to_thread(http_get, c.http_port, "/metrics")
-            assert 'xunjian_findings{state="fixed"} 2.0' in text
+            assert 'xunjian_findings{category="dba",state="fixed"} 2.0' in text
     asyncio.run(scenario())
 
 

@@ -74,7 +74,7 @@ def test_series_samples_reflect_the_state_engine(store: SqlStore) -> None:
     assert 'xunjian_check_value{agent="a",check="his.disk",key="/",target="",unit="percent"} 97.0' in text
     assert 'xunjian_check_duration_seconds{agent="a",check="his.disk",key="/",target=""} 0.0015' in text
     assert 'xunjian_incidents_open{priority="high",system="HIS"} 1.0' in text
-    assert 'xunjian_findings{state="new"} 0.0' in text
+    assert 'xunjian_findings{category="payment",state="new"} 0.0' in text
 
 
 def test_status_carries_what_the_check_declared(store: SqlStore) -> None:

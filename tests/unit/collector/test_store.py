@@ -100,10 +100,10 @@ def test_a_failed_transaction_leaves_nothing(store: SqlStore) -> None:
     assert store.load_snapshot().series == []
 
 
-def see(store: SqlStore, at: float, fingerprint: str = "sql_id:abc", elapsed: float = 1.0) -> None:
+def see(store: SqlStore, at: float, fingerprint: str = "sql_id:abc", elapsed: float = 1.0, category: str = "") -> None:
     finding = patrol_pb2.Finding(fingerprint=fingerprint, title="Slow SQL", object="HIS.ORDERS",
                                  recommendation="add an index", sql_text="SELECT * FROM orders WHERE id = ?",
-                                 evidence={"elapsed_s": elapsed})
+                                 evidence={"elapsed_s": elapsed}, category=category)
     eff = BatchEffects("a", 0, at)
     eff.findings.append(FindingSeen("a", "his_db", "db.top_sql", "oracle", finding, at))
     with store.transaction() as tx:
@@ -136,7 +136,7 @@ def test_findings_lifecycle_with_an_injected_clock(store: SqlStore) -> None:
     assert (row["state"], row["seen_count"], row["fixed_at"], row["first_seen"]) == ("new", 3, None, 100.0)
     assert [(h["from_state"], h["to_state"], h["actor"]) for h in row["history"]] == [
         (None, "new", ""), ("new", "accepted", "dba.wang"), ("accepted", "fixed", ""), ("fixed", "new", "")]
-    assert store.finding_counts() == {"new": 1}
+    assert store.finding_counts() == {("dba", "new"): 1}
 
 
 def test_dismissed_findings_stay_dismissed(store: SqlStore) -> None:
@@ -176,3 +176,32 @@ def test_purge_history_in_chunks(store: SqlStore) -> None:
         assert tx.purge_history(before=60.0, limit=2) == 2
         assert tx.purge_history(before=60.0, limit=2) == 2
         assert tx.purge_history(before=60.0, limit=2) == 1
+
+
+def test_findings_keep_their_category_and_an_old_agents_findings_are_dba(store: SqlStore) -> None:
+    see(store, 100.0, fingerprint="sql_id:old")
+    see(store, 100.0, fingerprint="pay:wechat:channel_only:WX1", category="payment")
+    see(store, 100.0, fingerprint="mig:charge:2025-01-02:missing_day", category="migration")
+    see(store, 100.0, fingerprint="odd", category="DROP TABLE findings")
+    assert {f["fingerprint"]: f["category"] for f in store.list_findings({}, 10)} == {
+        "sql_id:old": "dba", "pay:wechat:channel_only:WX1": "payment",
+        "mig:charge:2025-01-02:missing_day": "migration", "odd": "dba"}
+    [pay] = store.list_findings({"category": "payment"}, 10)
+    assert pay["fingerprint"] == "pay:wechat:channel_only:WX1"
+    assert store.finding_counts() == {("dba", "new"): 2, ("payment", "new"): 1, ("migration", "new"): 1}
+
+
+def test_a_payment_discrepancy_is_never_fixed_by_not_being_seen_only_settled(store: SqlStore) -> None:
+    see(store, 100.0, fingerprint="pay:alipay:his_only:P1", category="payment")
+    see(store, 100.0, fingerprint="ins:2025-01:city_employee", category="insurance")
+    see(store, 100.0, fingerprint="mig:charge:2025-01-02:short", category="migration")
+    with store.transaction() as tx:
+        assert tx.fix_stale_findings(seen_before=30 * DAY, at=30 * DAY) == 1, "only the migration finding"
+    states = {f["category"]: f["state"] for f in store.list_findings({}, 10)}
+    assert states == {"payment": "new", "insurance": "new", "migration": "fixed"}
+    [pay] = store.list_findings({"category": "payment"}, 10)
+    with store.transaction() as tx:
+        tx.review_finding(pay["id"], "accept", "cashier.zhao", "refunded by hand, voucher 2025-0113", 31 * DAY)
+    see(store, 32 * DAY, fingerprint="pay:alipay:his_only:P1", category="payment")
+    row = store.get_finding(pay["id"])
+    assert row is not None and (row["state"], row["review_note"]) == ("accepted", "refunded by hand, voucher 2025-0113")
