@@ -25,6 +25,9 @@ FAMILIES: list[tuple[str, str]] = [
     ("command", "Command (Nagios plugins)"),
     ("", "Interfaces"),
     ("sql.", "SQL"),
+    ("job.", "Jobs and reconciliation"),
+    ("migration.", "Jobs and reconciliation"),
+    ("reconcile.", "Jobs and reconciliation"),
     ("agent.", "Agent"),
 ]
 """Kind prefix -> section, in the order of the document; "" (interfaces) takes what no other prefix matches."""

@@ -33,6 +33,7 @@ KIND_MODULES: dict[str, str] = {
     "sql.metric": "checks.sql.kinds",
     "sql.assert": "checks.sql.kinds",
     "sql.findings": "checks.sql.kinds",
+    "job.window": "checks.jobs.kind",
 }
 
 

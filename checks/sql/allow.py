@@ -34,7 +34,13 @@ REFUSAL = "not on the read-only allow-list: {name}; allow it for this target in 
 def parse_name(text: str, dialect: str) -> Name:
     """`schema.table`, `"Quoted".name`, `[db].[sys].*` as the server would resolve it; ValueError if malformed."""
     read = SQLGLOT_DIALECTS[dialect]
-    parts: list[str] = []
+    return tuple(canonical(part, quoted, read) for part, quoted in split_name(text))
+
+
+def split_name(text: str) -> list[tuple[str, bool]]:
+    """The parts of a dotted name as written, each with whether it was quoted ("", `` or []); ValueError if
+    malformed. Quotes are removed and doubled quote characters undone."""
+    parts: list[tuple[str, bool]] = []
     pos = 0
     text = text.strip()
     while True:
@@ -43,15 +49,14 @@ def parse_name(text: str, dialect: str) -> Name:
             raise ValueError(f"expected a name such as schema.table, got {text!r}")
         token = m.group(0)
         if token[0] in '"`[':
-            inner = token[1:-1].replace(token[-1] * 2, token[-1])
-            parts.append(canonical(inner, True, read))
+            parts.append((token[1:-1].replace(token[-1] * 2, token[-1]), True))
         else:
             if not re.fullmatch(r"[\w$#*:]+", token):
                 raise ValueError(f"unexpected characters in name part {token!r} of {text!r}")
-            parts.append(canonical(token, False, read))
+            parts.append((token, False))
         pos = m.end()
         if pos == len(text):
-            return tuple(parts)
+            return parts
         if text[pos] != ".":
             raise ValueError(f"expected '.' between the parts of {text!r}")
         pos += 1

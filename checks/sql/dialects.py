@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 from checks.sql.rows import Rows, ServerInfo
@@ -101,6 +102,39 @@ class Connection:
                 cur.close()
         return Rows(columns=columns, rows=fetched[:max_rows], truncated=len(fetched) > max_rows)
 
+    @contextlib.contextmanager
+    def stream(self, sql: str, timeout: float, batch_rows: int) -> Iterator[RowStream]:
+        """Run one verified statement in its own read-only transaction and hand its rows over in batches, read
+        from the server as they are consumed (bounded memory), then roll back, whatever the consumer did."""
+        self.statement_timeout = timeout
+        cur = self._stream_cursor()
+        try:
+            try:
+                try:
+                    self.begin(cur, timeout)
+                    rows = _Prepend(None, self._stream_rows(cur, sql))
+                    columns = _peek_columns(cur, rows)
+                except Exception as exc:
+                    raise FetchError(type(exc).__name__) from exc
+                stream = RowStream(columns, rows, batch_rows)
+                yield stream
+            except BaseException:
+                self._end_quietly(cur)
+                raise
+            stream.close()
+            self.end(cur)
+        finally:
+            with contextlib.suppress(Exception):
+                cur.close()
+
+    def _stream_cursor(self) -> Any:
+        return self.raw.cursor()
+
+    def _stream_rows(self, cur: Any, sql: str) -> Iterator[tuple[Any, ...]]:
+        """Rows of `sql` one by one; DB-API fetchmany reads them from the server in chunks (oracledb, pyodbc)."""
+        cur.execute(sql)
+        return _fetched(cur)
+
     def _end_quietly(self, cur: Any) -> None:
         try:
             self.end(cur)
@@ -133,6 +167,87 @@ class Connection:
             self.raw.close()
         except Exception:
             return
+
+
+def _fetched(cur: Any) -> Iterator[tuple[Any, ...]]:
+    if not cur.description:
+        return
+    while True:
+        chunk = cur.fetchmany(1000)
+        if not chunk:
+            return
+        for row in chunk:
+            yield tuple(row)
+
+
+class FetchError(Exception):
+    """The driver failed while a stream's rows were being read; the cause is the driver's exception."""
+
+
+class RowStream:
+    """The rows of a streamed statement: `columns` (lower-cased) and `batches()` of at most `batch_rows` rows."""
+
+    def __init__(self, columns: list[str], rows: _Prepend, batch_rows: int) -> None:
+        self.columns = columns
+        self._rows = rows
+        self._batch = max(1, batch_rows)
+        self.read = 0
+        """Rows handed over so far."""
+
+    def batches(self) -> Iterator[list[tuple[Any, ...]]]:
+        """Driver errors while reading come out as FetchError, so the caller's own errors are told apart."""
+        batch: list[tuple[Any, ...]] = []
+        while True:
+            try:
+                row = next(self._rows)
+            except StopIteration:
+                break
+            except Exception as exc:
+                raise FetchError(type(exc).__name__) from exc
+            batch.append(row)
+            if len(batch) >= self._batch:
+                self.read += len(batch)
+                yield batch
+                batch = []
+        if batch:
+            self.read += len(batch)
+            yield batch
+
+    def close(self) -> None:
+        close = getattr(self._rows, "close", None)
+        if close is not None:
+            close()
+
+
+class _Prepend:
+    """An iterator with one row put back in front (the row read to learn the columns)."""
+
+    def __init__(self, first: tuple[Any, ...] | None, rest: Iterator[tuple[Any, ...]]) -> None:
+        self.first = first
+        self.rest = rest
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return self
+
+    def __next__(self) -> tuple[Any, ...]:
+        if self.first is not None:
+            row, self.first = self.first, None
+            return row
+        return next(self.rest)
+
+    def close(self) -> None:
+        close = getattr(self.rest, "close", None)
+        if close is not None:
+            close()
+
+
+def _peek_columns(cur: Any, rows: _Prepend) -> list[str]:
+    """The column names; drivers that stream (psycopg) know them only once the first row (or the end) is read."""
+    columns = [str(d[0]).lower() for d in (cur.description or ())]
+    if columns:
+        return columns
+    rows.first = next(rows, None)
+    return [str(d[0]).lower() for d in (cur.description or ())]
 
 
 def _same_number(actual: Any, expected: float) -> bool:
@@ -203,6 +318,12 @@ class PostgresConnection(Connection):
     def end(self, cur: Any) -> None:
         cur.execute("ROLLBACK")
 
+    def _stream_rows(self, cur: Any, sql: str) -> Iterator[tuple[Any, ...]]:
+        """psycopg reads a whole result into client memory on execute; stream() uses libpq's single-row mode."""
+        if self.driver != "native":
+            return super()._stream_rows(cur, sql)
+        return (tuple(r) for r in cur.stream(sql))
+
     def problems(self, row: tuple[Any, ...]) -> list[str]:
         read_only, statement_ms, lock_ms, advisory = row
         out = []
@@ -262,6 +383,14 @@ class MysqlConnection(Connection):
 
     def end(self, cur: Any) -> None:
         cur.execute("ROLLBACK")
+
+    def _stream_cursor(self) -> Any:
+        """PyMySQL's default cursor buffers the whole result; SSCursor reads rows from the socket as fetched."""
+        if self.driver != "native":
+            return super()._stream_cursor()
+        import pymysql.cursors
+
+        return self.raw.cursor(pymysql.cursors.SSCursor)
 
     def problems(self, row: tuple[Any, ...]) -> list[str]:
         read_only, timeout, lock_wait, innodb_wait, autocommit, released = row

@@ -18,7 +18,7 @@ from typing import Any
 from checks.context import RunContext
 from checks.result import Outcome
 from checks.sql.allow import Prepared
-from checks.sql.dialects import Connection, open_connection
+from checks.sql.dialects import Connection, FetchError, RowStream, open_connection
 from checks.sql.errors import SqlFailure, classify, describe
 from checks.sql.guard import GuardError
 from checks.sql.query import QueryMap
@@ -137,6 +137,40 @@ class Session:
             raise SqlFailure(Outcome.UNSAFE_SESSION, "the check left the session unsafe (" + "; ".join(problems)
                              + "); its rows were discarded and the connection closed, to be reopened")
         return rows
+
+    @contextmanager
+    def stream(self, query: QueryMap, *, timeout: float, batch_rows: int, check_id: str = "") -> Iterator[RowStream]:
+        """Like run(), for results too big to hold: the rows arrive in batches while the caller consumes them, in
+        the same read-only transaction (rolled back, the session verified afterwards). No row cap: the caller
+        bounds what it keeps. A reused connection is pinged first, since a stream is not retried half-way."""
+        if self._conn is not None and self._used and not self._conn.healthy():
+            self.close()
+        if self._conn is None:
+            self.ensure_open(timeout)
+        conn = self._conn
+        assert conn is not None
+        prepared = self.prepare(query, check_id)
+        statement_timeout = max(0.001, min(timeout, self.target.statement_timeout))
+        self._used = True
+        try:
+            with conn.stream(prepared.sql, statement_timeout, batch_rows) as rows:
+                yield rows
+        except FetchError as exc:
+            raise self._failure(exc.__cause__ or exc, conn, statement_timeout) from None
+        problems = conn.verify()
+        if problems:
+            self.close()
+            raise SqlFailure(Outcome.UNSAFE_SESSION, "the check left the session unsafe (" + "; ".join(problems)
+                             + "); its rows were discarded and the connection closed, to be reopened")
+
+    def _failure(self, exc: BaseException, conn: Connection, statement_timeout: float) -> SqlFailure:
+        """A driver error as a classified failure; anything but a statement error closes the connection."""
+        outcome = classify(exc)
+        if outcome not in _KEEP_CONNECTION or not conn.healthy() or conn.verify():
+            self.close()
+        if outcome == Outcome.TIMEOUT:
+            return SqlFailure(outcome, f"statement cancelled after {statement_timeout:g}s: {describe(exc)}")
+        return SqlFailure(outcome, describe(exc))
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
