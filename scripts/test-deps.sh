@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs and starts what the tests need on a Debian/Ubuntu machine: ODBC drivers, Monitoring Plugins,
+# Installs and starts what the tests need on a Debian/Ubuntu machine: ODBC drivers, Monitoring Plugins, pg_cron,
 # Prometheus (promtool), Alertmanager, iproute2 (network namespaces for the two-host install test), systemd
 # (systemd-analyze checks the units), and PostgreSQL + MariaDB on 127.0.0.1 when none are running.
 # Idempotent and quick when everything is already there.
@@ -22,6 +22,11 @@ done
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
 command -v psql >/dev/null || missing+=(postgresql-client)
+# pg_cron for the job.window test against the extension's own tables (a throwaway cluster preloads it).
+if ! ls /usr/lib/postgresql/*/lib/pg_cron.so >/dev/null 2>&1; then
+  pgmajor=$(ls /usr/lib/postgresql 2>/dev/null | sort -V | tail -1)
+  missing+=("postgresql-${pgmajor:-15}-cron")
+fi
 command -v mariadb >/dev/null || command -v mysql >/dev/null || missing+=(mariadb-client)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test-deps: installing ${missing[*]}"

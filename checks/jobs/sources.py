@@ -51,7 +51,7 @@ class Reading:
 class JobLog(BaseModel):
     """A job-log table the HIS vendor writes, one row per run: which columns hold what."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
     table: str = Field(description="The log table with its schema, e.g. his.job_log (a site exception on the target).")
     job_column: str = Field(description="Column holding the job's name.")

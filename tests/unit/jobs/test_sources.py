@@ -258,6 +258,13 @@ def test_pg_cron_inactive_job_and_aware_times() -> None:
     assert spec("pg_cron", "j", "pg").evaluate(read("pg_cron", ok, None)).outcome == Outcome.OK
 
 
+def test_job_log_default_status_values() -> None:
+    end = dt.datetime(2025, 1, 1)
+    assert [LOG.state_of(v, end) for v in ("SUCCESS", "success", "成功", "FAILED", "error")] == [
+        "succeeded", "succeeded", "succeeded", "failed", "failed"]
+    assert LOG.state_of("Running", None) == "running"
+
+
 def test_job_log_status_values_are_declared_and_case_blind() -> None:
     log = JobLog(table="his.job_log", job_column="j", start_column="s", end_column="e", status_column="st",
                  success_values=["完成"], failure_values=["异常"], running_values=["进行"])
