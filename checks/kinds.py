@@ -34,6 +34,7 @@ KIND_MODULES: dict[str, str] = {
     "sql.assert": "checks.sql.kinds",
     "sql.findings": "checks.sql.kinds",
     "job.window": "checks.jobs.kind",
+    "migration.reconcile": "checks.reconcile.migration",
 }
 
 

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from checks.jobs.window import JobRun, JobState, RunState
-from checks.sql.build import Value, column, fill, name_parts, statement, table
+from checks.sql.build import Value, column, fill, merge, name_parts, statement, table
 from checks.sql.query import QueryMap
 from checks.sql.rows import Rows
 
@@ -169,11 +169,7 @@ def query_for(source: SourceName, job: str, log: JobLog | None) -> QueryMap:
     """The statement reading `job` from `source`; for a log table, one per dialect (the target picks)."""
     if source == "table":
         assert log is not None
-        maps = [_table_query(dialect, job, log) for dialect in _TABLE_NOW]
-        merged: dict[str, Any] = {}
-        for m in maps:
-            merged.update({k: v for k, v in m.model_dump(exclude_none=True).items()})
-        return QueryMap.model_validate(merged)
+        return merge(_table_query(dialect, job, log) for dialect in _TABLE_NOW)
     if source == "sqlagent":
         return statement(fill(_SQLAGENT, "mssql", {"__job__": job, "__days__": LOOKBACK_DAYS}), "mssql")
     if source == "oracle_scheduler":

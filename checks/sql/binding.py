@@ -6,8 +6,9 @@ are bound: when the agent loads agent.yaml and in `xunjian check validate`/`run`
 ConfigError naming the pack file and line of the check. The same check runs again before each execution
 (checks/sql/session.py), for specs built in code.
 
-A check kind that runs SQL on a target exposes its statements with `sql_queries()`; later kinds (job
-windows, reconciliation) get the same checks by implementing it.
+A check kind that runs SQL on a target exposes its statements with `sql_queries()`; a kind that reads two
+targets (migration.reconcile: the running DB and the year DB) also says which statement goes where with
+`sql_queries_by_target()`, and each is checked against its own target's allow-list.
 """
 
 from __future__ import annotations
@@ -39,9 +40,13 @@ def check_sql_allowed(checks: CheckSet, targets: Mapping[str, Any]) -> None:
     for spec in checks.specs:
         if not isinstance(spec, RunsSql):
             continue
-        target = targets.get(spec.target or "")
-        target = target if isinstance(target, Target) else None
-        for field, query in spec.sql_queries():
+        for name, field, query in _statements(spec):
+            target = targets.get(name)
+            target = target if isinstance(target, Target) else None
+            if target is None and targets and name != (spec.target or ""):
+                errors.append(checks.error_at(spec, field, f"check {spec.id!r}: unknown target {name!r}; agent.yaml "
+                                              f"defines: {', '.join(sorted(targets))}"))
+                continue
             for key, index, variant in query.variants():
                 if target is not None and ALLOW_DIALECT[key] != target.dialect:
                     continue
@@ -54,6 +59,15 @@ def check_sql_allowed(checks: CheckSet, targets: Mapping[str, Any]) -> None:
                     errors.append(checks.error_at(spec, where, f"check {spec.id!r}{bound}: {exc}{hint}"))
     if errors:
         raise ConfigErrors.of(errors)
+
+
+def _statements(spec: RunsSql) -> list[tuple[str, str, QueryMap]]:
+    """(target name, field, query) of every statement `spec` may send."""
+    by_target = getattr(spec, "sql_queries_by_target", None)
+    if callable(by_target):
+        return list(by_target())
+    own = str(getattr(spec, "target", "") or "")
+    return [(own, field, query) for field, query in spec.sql_queries()]
 
 
 def site_exceptions(targets: Mapping[str, Any]) -> list[str]:

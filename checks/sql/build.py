@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import sqlglot
 from sqlglot import exp
@@ -135,6 +136,14 @@ def render(tree: exp.Expression, dialect: str) -> str:
 def statement(tree: exp.Expression, dialect: str) -> QueryMap:
     """A built tree as the QueryMap sessions run: verified by the guard here, allow-listed when it is sent."""
     return QueryMap.model_validate({_query_key(dialect): render(tree, dialect)})
+
+
+def merge(maps: Iterable[QueryMap]) -> QueryMap:
+    """One QueryMap with the statements of several built for different dialects (the bound target picks)."""
+    merged: dict[str, Any] = {}
+    for m in maps:
+        merged.update(m.model_dump(exclude_none=True))
+    return QueryMap.model_validate(merged)
 
 
 def _query_key(dialect: str) -> str:
