@@ -35,6 +35,7 @@ KIND_MODULES: dict[str, str] = {
     "sql.findings": "checks.sql.kinds",
     "job.window": "checks.jobs.kind",
     "migration.reconcile": "checks.reconcile.migration",
+    "reconcile.payments": "checks.reconcile.payments",
 }
 
 
