@@ -36,6 +36,7 @@ KIND_MODULES: dict[str, str] = {
     "job.window": "checks.jobs.kind",
     "migration.reconcile": "checks.reconcile.migration",
     "reconcile.payments": "checks.reconcile.payments",
+    "reconcile.totals": "checks.reconcile.totals",
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import re
 from typing import Any
 
 NULL = "NULL"
@@ -56,8 +57,14 @@ def amount(value: Any, scale: int) -> str:
     return format(q, "f")
 
 
+_PLAIN_AMOUNT = re.compile(r"-?\d{1,15}(?:\.\d{1,2})?")
+
+
 def cents(value: Any, scale: int = 2) -> int | None:
     """An amount as an integer number of 1/10**scale units (fen for scale 2): exact, and cheap to compare."""
+    if scale == 2 and isinstance(value, str) and _PLAIN_AMOUNT.fullmatch(value):
+        whole, _, frac = value.partition(".")
+        return int(whole) * 100 + (-1 if whole.startswith("-") else 1) * int((frac + "00")[:2])
     number = decimal_of(value)
     if number is None:
         return None

@@ -141,6 +141,8 @@ class Ledger:
 
 
 def _ids(concatenated: str | None) -> str:
+    if not concatenated or "," not in concatenated:
+        return concatenated or ""
     values = [v for v in (concatenated or "").split(",") if v]
     return ",".join(values[:10]) + (f",...(+{len(values) - 10})" if len(values) > 10 else "")
 

@@ -17,6 +17,7 @@ Only the declared identifiers, the amount, the time and the kind are kept; nothi
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -120,13 +121,13 @@ class StatementFormat(BaseModel):
 
     def read(self, path: Path) -> Iterator[Transaction]:
         reader = {"wechat": _wechat, "alipay": _alipay, "mapped": _mapped}[self.format]
-        with _open(path, self.encoding) as text:
+        with open_text(path, self.encoding) as text:
             yield from reader(self, path, text)
 
 
 # --- decoding --------------------------------------------------------------------------------------------------
 
-class _Lines:
+class TextLines:
     """Text lines of a file with their numbers; a byte that is not in the encoding is a StatementError there."""
 
     def __init__(self, path: Path, stream: io.TextIOWrapper, encoding: str) -> None:
@@ -151,20 +152,15 @@ class _Lines:
         return StatementError(f"{self.path}:{self.number}: {message}")
 
 
-class _open:
-    """The file as text in its encoding: auto tries UTF-8 on the first 64 KiB, else GB18030 (which reads GBK)."""
-
-    def __init__(self, path: Path, encoding: Encoding) -> None:
-        self.path = path
-        self.encoding = encoding
-
-    def __enter__(self) -> _Lines:
-        try:
-            raw = self.path.open("rb")
-        except OSError as exc:
-            raise StatementError(f"{self.path}: cannot read ({exc.strerror})") from None
-        self.raw = raw
-        name = self.encoding
+@contextlib.contextmanager
+def open_text(path: Path, encoding: Encoding) -> Iterator[TextLines]:
+    """The file as text lines in its encoding: auto tries UTF-8 on the first 64 KiB, else GB18030 (reads GBK)."""
+    try:
+        raw = path.open("rb")
+    except OSError as exc:
+        raise StatementError(f"{path}: cannot read ({exc.strerror})") from None
+    with raw:
+        name: str = encoding
         if name == "auto":
             head = raw.read(_SNIFF)
             raw.seek(0)
@@ -176,13 +172,10 @@ class _open:
         elif name == "gbk":
             name = "gb18030"  # a superset: GBK files read the same, and the odd GB18030-only character does not fail
         text = io.TextIOWrapper(raw, encoding="utf-8-sig" if name == "utf-8" else name, newline="")
-        return _Lines(self.path, text, name)
-
-    def __exit__(self, *exc: object) -> None:
-        self.raw.close()
+        yield TextLines(path, text, name)
 
 
-def _rows(lines: _Lines, delimiter: str = ",") -> Iterator[list[str]]:
+def csv_rows(lines: TextLines, delimiter: str = ",") -> Iterator[list[str]]:
     """CSV rows (quoted fields allowed), each with lines.number pointing at its line."""
     yield from csv.reader(lines, delimiter=delimiter)
 
@@ -192,14 +185,15 @@ def _rows(lines: _Lines, delimiter: str = ",") -> Iterator[list[str]]:
 _WECHAT_KIND: dict[str, Kind] = {"SUCCESS": "payment", "REFUND": "refund", "REVOKED": "revoked"}
 
 
-def _wechat(fmt: StatementFormat, path: Path, text: _Lines) -> Iterator[Transaction]:
+def _wechat(fmt: StatementFormat, path: Path, text: TextLines) -> Iterator[Transaction]:
     header: dict[str, int] | None = None
     rows = 0
-    for row in _rows(text):
+    for row in csv_rows(text):
         if not row or not "".join(row).strip():
             continue
-        cells = [c.strip().removeprefix("`").strip() for c in row]
+        first = row[0].strip().removeprefix("`").strip()
         if header is None:
+            cells = [c.strip().removeprefix("`").strip() for c in row]
             if cells[0] == "交易时间":
                 header = {name: i for i, name in enumerate(cells)}
                 _need(text, header, ("交易时间", "商户订单号", "交易状态"), "WeChat Pay bill")
@@ -207,24 +201,26 @@ def _wechat(fmt: StatementFormat, path: Path, text: _Lines) -> Iterator[Transact
                     raise text.error("the WeChat Pay bill header has no 订单金额/总金额 column")
                 continue
             raise text.error("expected the WeChat Pay bill header (交易时间,公众账号ID,商户号,...) first")
-        if cells[0] == "总交易单数":
+        if first == "总交易单数":
             _wechat_summary(text, rows)
             return
         rows += 1
-        yield _wechat_row(text, header, cells)
+        yield _wechat_row(text, header, row)
     if header is None:
         raise text.error("no WeChat Pay bill header (交易时间,...) in the file")
     raise text.error(f"no summary (总交易单数) after {rows} rows: the file looks truncated")
 
 
-def _wechat_row(text: _Lines, header: dict[str, int], cells: list[str]) -> Transaction:
+def _wechat_row(text: TextLines, header: dict[str, int], cells: list[str]) -> Transaction:
+    """One detail row; only the cells the reconciliation needs are read (and their backtick taken off)."""
+
     def cell(*names: str) -> str:
         for n in names:
             i = header.get(n)
             if i is not None:
                 if i >= len(cells):
                     raise text.error(f"the row has {len(cells)} fields, the header {len(header)}")
-                return cells[i]
+                return cells[i].strip().removeprefix("`").strip()
         return ""
 
     status = cell("交易状态").upper()
@@ -245,8 +241,8 @@ def _wechat_row(text: _Lines, header: dict[str, int], cells: list[str]) -> Trans
     )
 
 
-def _wechat_summary(text: _Lines, rows: int) -> None:
-    for row in _rows(text):
+def _wechat_summary(text: TextLines, rows: int) -> None:
+    for row in csv_rows(text):
         cells = [c.strip().removeprefix("`").strip() for c in row]
         if not cells or not "".join(cells):
             continue
@@ -266,11 +262,11 @@ _ALIPAY_KIND: dict[str, Kind] = {"交易": "payment", "退款": "refund"}
 _ALIPAY_TOTAL = re.compile(r"^#\s*(交易|退款)合计[:：]\s*(\d+)\s*笔")
 
 
-def _alipay(fmt: StatementFormat, path: Path, text: _Lines) -> Iterator[Transaction]:
+def _alipay(fmt: StatementFormat, path: Path, text: TextLines) -> Iterator[Transaction]:
     header: dict[str, int] | None = None
     counts: dict[str, int] = {"payment": 0, "refund": 0}
     declared: dict[str, int] = {}
-    for row in _rows(text):
+    for row in csv_rows(text):
         if not row or not "".join(row).strip():
             continue
         first = row[0].strip()
@@ -315,14 +311,14 @@ def _alipay(fmt: StatementFormat, path: Path, text: _Lines) -> Iterator[Transact
 
 # --- a bank's file by column mapping -----------------------------------------------------------------------------
 
-def _mapped(fmt: StatementFormat, path: Path, text: _Lines) -> Iterator[Transaction]:
+def _mapped(fmt: StatementFormat, path: Path, text: TextLines) -> Iterator[Transaction]:
     cols = fmt.columns
     assert cols is not None
     index: dict[str, int] | None = None if fmt.header_line else _by_number(cols)
     refunds = {v.strip().casefold() for v in fmt.refund_values}
     revoked = {v.strip().casefold() for v in fmt.revoked_values}
     scale = 0 if fmt.amount_unit == "fen" else 100
-    for row in _rows(text, fmt.delimiter):
+    for row in csv_rows(text, fmt.delimiter):
         if text.number < fmt.header_line:
             continue
         cells = [c.strip(fmt.strip) for c in row]
@@ -346,7 +342,7 @@ def _mapped(fmt: StatementFormat, path: Path, text: _Lines) -> Iterator[Transact
                           txn_id=got.get("txn_id", ""), refund_no=got.get("refund_no", "") if kind == "refund" else "")
 
 
-def _cell(text: _Lines, cells: list[str], field: str, i: int) -> str:
+def _cell(text: TextLines, cells: list[str], field: str, i: int) -> str:
     if i >= len(cells):
         raise text.error(f"the row has {len(cells)} fields; column {field} is number {i + 1}")
     return cells[i]
@@ -363,7 +359,7 @@ def _by_number(cols: MappedColumns) -> dict[str, int]:
     return out
 
 
-def _by_header(text: _Lines, cols: MappedColumns, header: list[str]) -> dict[str, int]:
+def _by_header(text: TextLines, cols: MappedColumns, header: list[str]) -> dict[str, int]:
     out = {}
     for field, value in cols.model_dump().items():
         if value is None:
@@ -379,19 +375,19 @@ def _by_header(text: _Lines, cols: MappedColumns, header: list[str]) -> dict[str
 
 # --- cells --------------------------------------------------------------------------------------------------------
 
-def _need(text: _Lines, header: dict[str, int], names: tuple[str, ...], what: str) -> None:
+def _need(text: TextLines, header: dict[str, int], names: tuple[str, ...], what: str) -> None:
     missing = [n for n in names if n not in header]
     if missing:
         raise text.error(f"the {what} header has no {', '.join(missing)} column")
 
 
-def _required(text: _Lines, value: str, what: str) -> str:
+def _required(text: TextLines, value: str, what: str) -> str:
     if not value:
         raise text.error(f"empty {what}")
     return value
 
 
-def _cents(text: _Lines, value: str, what: str, scale: int) -> int:
+def _cents(text: TextLines, value: str, what: str, scale: int) -> int:
     """Yuan text as fen (scale 100), or fen text as fen (scale 0)."""
     try:
         if scale == 0:
@@ -407,8 +403,14 @@ def _cents(text: _Lines, value: str, what: str, scale: int) -> int:
     return cents
 
 
-def _time(text: _Lines, value: str, fmt: str | None) -> str:
+def _time(text: TextLines, value: str, fmt: str | None) -> str:
     value = value.strip()
+    if fmt is None and len(value) == 19 and value[10] == " ":
+        try:
+            dt.datetime.fromisoformat(value)
+            return value
+        except ValueError:
+            pass
     for f in (fmt,) if fmt else _TIME_FORMATS:
         try:
             return dt.datetime.strptime(value, f).strftime("%Y-%m-%d %H:%M:%S")

@@ -45,6 +45,16 @@ def test_keys_in_one_form(value: Any, text: str) -> None:
     assert canonical.key(value) == text
 
 
+def test_cents_of_plain_text_agree_with_the_decimal_reading() -> None:
+    import random
+
+    rng = random.Random(7)
+    for _ in range(2000):
+        text = f"{rng.choice(['', '-'])}{rng.randint(0, 10**8)}" + rng.choice(["", f".{rng.randint(0, 9)}",
+                                                                                 f".{rng.randint(0, 99):02d}"])
+        assert canonical.cents(text) == canonical.cents(D(text)), text
+
+
 def test_bad_values_are_named() -> None:
     with pytest.raises(canonical.CanonicalError, match="expected a number"):
         canonical.amount("twelve", 2)
