@@ -98,7 +98,7 @@ def test_totals_file_errors_are_named(tmp_path: Path) -> None:
 
 
 def test_options_are_checked(tmp_path: Path) -> None:
-    with pytest.raises(ValidationError, match="which his.amount_columns does not have"):
+    with pytest.raises(ValidationError, match=r"which his\.amount_columns does not have"):
         spec(tmp_path, other={"file": {"path": "/x/{period}", "key": "k", "amounts": {"nope": "x"}}})
     with pytest.raises(ValidationError, match="give either file or table"):
         spec(tmp_path, other={"name": "x"})
