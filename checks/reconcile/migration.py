@@ -52,6 +52,13 @@ class MigratedTable(BaseModel):
     amount_columns: list[str] = Field(default_factory=list, description="Columns whose per-day sums must agree.")
     key_column: str | None = Field(None, description="A key whose per-day smallest and largest values must agree.")
     scale: int = Field(2, ge=0, le=8, description="Decimals the amounts are compared at.")
+    keep_days: int | None = Field(
+        None, ge=1, description="Rows older than this many days must have left the running DB (moved, then "
+        "deleted), e.g. 366 for outpatient charges, 731 for inpatient ones; unset: the running DB keeps them.",
+    )
+
+    def cutoff(self, today: dt.date) -> dt.date | None:
+        return today - dt.timedelta(days=self.keep_days) if self.keep_days is not None else None
 
     @field_validator("dest")
     @classmethod
@@ -214,7 +221,7 @@ class MigrationReconcile(CheckSpec):
         "largest `key_column`, and the two are compared in one canonical form (decimals at `scale`, ISO dates, "
         "NULL). Findings (category migration), one per table and day, name the problem and its size: missing_day "
         "(never moved), short (rows missing in the destination), extra, amount_mismatch, key_mismatch, empty_day "
-        "(with expect_every_day), and still_in_source (rows older than source_keeps_days that should have left the "
+        "(with expect_every_day), and still_in_source (rows older than the table's keep_days that should have left the "
         "running DB). One result per table, its value the number of problems. The range is the `days` days ending "
         "`lag_days` before the running DB server's today, or fixed `first_day`..`last_day`. The tables are site "
         "tables: each target allows them (and the destination's {year} schemas) as site exceptions."
@@ -246,9 +253,6 @@ tables:
     lag_days: int = Field(1, ge=0, le=366, description="Days before today the newest compared day is (1 = yesterday).")
     first_day: dt.date | None = Field(None, description="A fixed range instead of `days`: its first day.")
     last_day: dt.date | None = Field(None, description="... and its last day (inclusive).")
-    source_keeps_days: int | None = Field(
-        None, ge=1, description="Rows older than this many days must have left the running DB (moved, then deleted).",
-    )
     expect_every_day: bool = Field(False, description="A day without rows on both sides is a problem too.")
     max_findings: int = Field(100, ge=0, le=1000, description="Most findings per table and run (the count is exact).")
     severity: Literal["warning", "critical"] = Field(
@@ -293,7 +297,7 @@ tables:
             src, dst = zip(*(self._sample(tbl, d) for d in DIALECTS), strict=True)
             out.append((self.target or "", f"tables[{i}].source", merge(src)))
             out.append((self.dest, f"tables[{i}].dest", merge(dst)))
-            if self.source_keeps_days is not None:
+            if tbl.keep_days is not None:
                 keeps = merge([older_rows_query(tbl, d, dt.date.today()) for d in DIALECTS])
                 out.append((self.target or "", f"tables[{i}].source", keeps))
         return out
@@ -318,10 +322,10 @@ tables:
             with session_for(ctx, self.target or "", wait=ctx.remaining(self.timeout)) as session:
                 today = server_today(session, self._timeout(ctx), self.id)
                 days = self.day_range(today)
-                cutoff = today - dt.timedelta(days=self.source_keeps_days) if self.source_keeps_days else None
                 dialect = session.info.dialect
                 for i, tbl in enumerate(self.tables):
                     source[i] = self._read(session, tbl, tbl.source, dialect, days, ctx, per_year=False)
+                    cutoff = tbl.cutoff(today)
                     if cutoff is not None:
                         older[i] = self._older(session, tbl, dialect, cutoff, ctx)
             with session_for(ctx, self.dest, wait=ctx.remaining(self.timeout)) as session:
@@ -335,7 +339,7 @@ tables:
         except canonical.CanonicalError as exc:
             return self._stamp([unknown(self.id, Outcome.CONTENT_MISMATCH, f"{self.display_title}: {exc}")], started, t0)
         for i, tbl in enumerate(self.tables):
-            results.append(self._table_result(tbl, days, source[i], dest[i], older.get(i), cutoff))
+            results.append(self._table_result(tbl, days, source[i], dest[i], older.get(i), tbl.cutoff(today)))
         return self._stamp(results, started, t0)
 
     def _timeout(self, ctx: RunContext) -> float:

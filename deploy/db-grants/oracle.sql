@@ -72,3 +72,5 @@ GRANT SELECT ON SYS.DBA_USERS TO xunjian_mon;
 GRANT SELECT ON SYS.DBA_SCHEDULER_JOBS TO xunjian_mon;
 GRANT SELECT ON SYS.DBA_SCHEDULER_JOB_RUN_DETAILS TO xunjian_mon;
 GRANT SELECT ON SYS.DBA_JOBS TO xunjian_mon;
+-- job.window (source oracle_scheduler): a run in progress, which the run details list only once it ends
+GRANT SELECT ON SYS.DBA_SCHEDULER_RUNNING_JOBS TO xunjian_mon;

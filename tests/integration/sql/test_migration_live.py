@@ -61,12 +61,12 @@ class Side:
         return self.year_template.replace("{year}", str(day.year))
 
 
-def spec(target: str, dest_target: str, running: str, year_template: str, **extra: Any) -> MigrationReconcile:
+def spec(target: str, dest_target: str, running: str, year_template: str, **table: Any) -> MigrationReconcile:
     return MigrationReconcile.model_validate({
         "id": "his.migration.year_db", "kind": "migration.reconcile", "target": target, "dest_target": dest_target,
         "days": DAYS, "timeout": "60s",
         "tables": [{"source": running, "dest": year_template, "date_column": "charge_time",
-                    "amount_columns": ["amount", "insurance_amount"], "key_column": "charge_id"}], **extra})
+                    "amount_columns": ["amount", "insurance_amount"], "key_column": "charge_id", **table}]})
 
 
 def check(ctx: RunContext, targets: list[Target], s: MigrationReconcile) -> Result:
@@ -192,7 +192,7 @@ def test_cross_engine_postgres_running_db_and_mariadb_year_db(pg_side: Side, my_
 
 def test_rows_that_should_have_left_the_running_db(pg_side: Side, ctx: RunContext) -> None:
     target = pg_target("native", allow={"reviewed_by": "test", "relations": [f"{schema_of(pg_side.running)}*.*"]})
-    s = spec(target.name, target.name, pg_side.running, pg_side.year_template, source_keeps_days=4)
+    s = spec(target.name, target.name, pg_side.running, pg_side.year_template, keep_days=4)
     result = check(ctx, [target], s)
     [kept] = [f for f in result.findings if f.attributes["problem"] == "still_in_source"]
     assert kept.evidence["source_rows"] == 2 * PER_DAY

@@ -1,4 +1,5 @@
-"""deploy/db-grants/ grants exactly what the built-in Oracle and SQL Server packs read, and nothing that writes."""
+"""deploy/db-grants/ grants exactly what the built-in Oracle and SQL Server packs and job.window's scheduler
+sources read, and nothing that writes."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import sqlglot
 from sqlglot import exp
 
+from checks.jobs.sources import query_for
 from checks.sql.dialects import OracleConnection
 from checks.sql.guard import SQLGLOT_DIALECTS
 from tests.unit.sql_packs.recorded import pack_specs
@@ -16,12 +18,16 @@ GRANTS = Path(__file__).resolve().parents[3] / "deploy" / "db-grants"
 
 
 def objects_read(pack: str) -> set[str]:
-    """Every table, view and table-valued function the pack's SQL (all variants) reads, lower-case and qualified."""
+    """Every table, view and table-valued function the pack's SQL (all variants) and the job.window sources of its
+    engine read, lower-case and qualified."""
     dialect = "oracle" if pack == "oracle" else "mssql"
     found: set[str] = set()
-    for spec in pack_specs(pack).values():
-        for variant in getattr(spec.query, dialect) or ():  # type: ignore[attr-defined]
-            tree = sqlglot.parse_one(variant.sql, read=SQLGLOT_DIALECTS[dialect])
+    statements = [v.sql for spec in pack_specs(pack).values() for v in getattr(spec.query, dialect) or ()]  # type: ignore[attr-defined]
+    sources = ("oracle_scheduler", "dbms_job") if pack == "oracle" else ("sqlagent",)
+    statements += [v.sql for source in sources for _, _, v in query_for(source, "HIS.JOB" if source != "dbms_job" else "1", None).variants()]  # type: ignore[arg-type]
+    for sql in statements:
+        if sql:
+            tree = sqlglot.parse_one(sql, read=SQLGLOT_DIALECTS[dialect])
             ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
             for table in tree.find_all(exp.Table):
                 if isinstance(table.this, exp.Func):
