@@ -56,6 +56,7 @@ bench: venv
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/agent_footprint.py
 	$(BIN)/python bench/sql_guard.py
+	$(BIN)/python bench/reconcile.py
 
 ## Wheel + wheelhouse + bundle for an offline (intranet) install; see docs/deploy.md for the target variables
 ## (DIST_PYTHON_VERSION, DIST_ARCH, DIST_GLIBC, DIST_EXTRAS).

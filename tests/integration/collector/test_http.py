@@ -67,6 +67,12 @@ def test_json_api_and_findings_review(tmp_path: Path) -> None:
 
             _, findings = await asyncio.to_thread(http_get, port, "/api/v1/findings?engine=oracle&state=new")
             assert sorted(f["fingerprint"] for f in findings) == ["sql_id:a1", "sql_id:b2"]
+            assert {f["category"] for f in findings} == {"dba"}, "an agent that sends no category files DBA findings"
+            _, none = await asyncio.to_thread(http_get, port, "/api/v1/findings?category=payment")
+            assert none == []
+            status, body = await asyncio.to_thread(http_get, port, "/api/v1/findings?category=money")
+            assert (status, body) == (400, {"error": "category must be one of dba, migration, payment, insurance, "
+                                                      "got 'money'"})
             fid = next(f["id"] for f in findings if f["fingerprint"] == "sql_id:a1")
             status, row = await asyncio.to_thread(http_post, port, f"/api/v1/findings/{fid}/accept",
                                                   {"reviewer": "dba.wang", "note": "index planned"})
