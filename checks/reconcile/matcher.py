@@ -80,7 +80,7 @@ class Ledger:
         self._dir = tempfile.TemporaryDirectory(prefix="xunjian-reconcile-", dir=directory)
         self.path = Path(self._dir.name) / "ledger.db"
         self.db = sqlite3.connect(self.path, isolation_level=None)
-        for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -16384", "temp_store = FILE"):
+        for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -8192", "temp_store = FILE"):
             self.db.execute(f"PRAGMA {pragma}")
         self.db.execute("CREATE TABLE rec (side INTEGER, key TEXT, kind TEXT, cents INTEGER, at TEXT, txn_id TEXT, "
                         "refund_no TEXT, reported INTEGER)")
