@@ -176,8 +176,17 @@ def open_text(path: Path, encoding: Encoding) -> Iterator[TextLines]:
 
 
 def csv_rows(lines: TextLines, delimiter: str = ",") -> Iterator[list[str]]:
-    """CSV rows (quoted fields allowed), each with lines.number pointing at its line."""
-    yield from csv.reader(lines, delimiter=delimiter)
+    """CSV rows (quoted fields allowed), each with lines.number pointing at its line; a row the csv module cannot
+    read (a NUL byte, a field over 128 KiB, an unterminated quote) is a StatementError there."""
+    reader = csv.reader(lines, delimiter=delimiter)
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise lines.error(f"not a CSV row ({exc})") from None
+        yield row
 
 
 # --- WeChat Pay ---------------------------------------------------------------------------------------------------

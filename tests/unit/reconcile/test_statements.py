@@ -162,3 +162,14 @@ def test_records_only_on_a_neighbouring_day_are_not_reported(tmp_path: Path) -> 
         ledger.add("his", [rec("X", "payment", 1, reported=False)])
         assert list(ledger.discrepancies()) == []
     assert not any(tmp_path.iterdir()), "the spill file is removed"
+
+
+@pytest.mark.parametrize("garbage", [b"\x00\x00\x00", b'"' + b"x" * 200_000, b"a" * 300_000])
+def test_hostile_bytes_are_a_named_error_not_a_crash(tmp_path: Path, garbage: bytes) -> None:
+    good = (tmp_path / "20250309.csv")
+    write_wechat(good, TXNS)
+    data = good.read_bytes().split(b"\r\n")
+    data.insert(2, garbage)
+    good.write_bytes(b"\r\n".join(data))
+    with pytest.raises(StatementError, match=r"20250309\.csv:\d+: "):
+        read(fmt("wechat", tmp_path))
