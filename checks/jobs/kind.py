@@ -7,17 +7,17 @@ pg_cron's tables.
 
 from __future__ import annotations
 
-import time
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from checks.context import RunContext
-from checks.jobs.sources import JobLog, Reading, ShapeError, SourceName, query_for, read
+from checks.jobs.sources import JobLog, Reading, SourceName, query_for, read
 from checks.jobs.window import Occurrence, Verdict, Window, judge
 from checks.result import Outcome, Result, Status, unknown
 from checks.spec import CheckSpec
 from checks.sql.build import BadName
+from checks.sql.probing import DatabaseCheck
 from checks.sql.query import QueryMap
 
 StatusName = Literal["ok", "warning", "critical"]
@@ -42,7 +42,7 @@ class JobStatuses(BaseModel):
 STATUS_POLICY = JobStatuses.model_validate({})
 
 
-class JobWindowSpec(CheckSpec):
+class JobWindowSpec(DatabaseCheck):
     kind_doc: ClassVar[str] = (
         "A scheduled job must have succeeded in its window: started between window.start and window.end and "
         "finished by window.finish_by (plus grace), all on the database server's clock. The check judges the "
@@ -69,7 +69,6 @@ schedule: "30 5 * * *"
 crit: "> 4h"
 """
 
-    needs_target: ClassVar[bool] = True
     value_unit: ClassVar[str | None] = "seconds"
 
     kind: Literal["job.window"] = "job.window"
@@ -98,28 +97,14 @@ crit: "> 4h"
         return [("job", self._query())]
 
     def probe(self, ctx: RunContext) -> list[Result]:
-        from checks.sql.secrets import scrub
-        from checks.sql.session import SqlFailure, session_for
+        from checks.sql.session import session_for
 
-        started = ctx.clock()
-        t0 = time.monotonic()
-        target = self.target or ""
-        try:
-            with session_for(ctx, target, wait=ctx.remaining(self.timeout)) as session:
-                rows = session.run(self._query(), timeout=min(self.timeout, ctx.remaining(self.timeout)),
-                                   max_rows=500, check_id=self.id)
-            result = self.evaluate(read(self.source, rows, self.log))
-        except SqlFailure as failure:
-            result = unknown(self.id, failure.outcome, f"{self.display_title}: {failure.message}")
-        except ShapeError as exc:
-            result = unknown(self.id, Outcome.CONTENT_MISMATCH, f"{self.display_title}: {exc}")
-        except Exception as exc:
-            message = scrub(f"{type(exc).__name__}: {exc}")
-            result = unknown(self.id, Outcome.INTERNAL_ERROR, f"{self.display_title}: internal error: {message}")
-        result.target = target
-        result.started_at = started
-        result.duration_ms = (time.monotonic() - t0) * 1000.0
-        return [result]
+        def run() -> list[Result]:
+            with session_for(ctx, self.target or "", wait=ctx.remaining(self.timeout)) as session:
+                rows = session.run(self._query(), timeout=self.timeout_left(ctx), max_rows=500, check_id=self.id)
+            return [self.evaluate(read(self.source, rows, self.log))]
+
+        return self.guarded(ctx, run)
 
     def evaluate(self, reading: Reading | None) -> Result:
         """The result for one reading of the scheduler (pure: tested with rows shaped like each source's)."""

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from checks.jobs.window import JobRun, JobState, RunState
 from checks.sql.build import Value, column, fill, merge, name_parts, statement, table
+from checks.sql.probing import InputUnreadable
 from checks.sql.query import QueryMap
 from checks.sql.rows import Rows
 
@@ -35,7 +36,7 @@ LOOKBACK_DAYS = 3
 """Runs are read back this far from the server's now: the judged window started at most two days ago."""
 
 
-class ShapeError(Exception):
+class ShapeError(InputUnreadable):
     """The rows do not have the columns the source's statement returns (a different server version or view)."""
 
 

@@ -13,10 +13,12 @@ import decimal
 import re
 from typing import Any
 
+from checks.sql.probing import InputUnreadable
+
 NULL = "NULL"
 
 
-class CanonicalError(ValueError):
+class CanonicalError(InputUnreadable):
     """A value that cannot be read as the type it should have."""
 
 

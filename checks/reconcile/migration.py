@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -21,10 +20,11 @@ from sqlglot import exp
 from checks.context import RunContext
 from checks.reconcile import canonical
 from checks.reconcile.server_date import server_today
-from checks.result import Finding, Outcome, Result, Status, unknown
+from checks.result import Finding, Result, Status, unknown
 from checks.spec import CheckSpec
-from checks.sql.build import BadName, date_literal, identifier, merge, name_parts, statement, table
+from checks.sql.build import BadName, date_literal, day_range, merge, source_column, statement, table
 from checks.sql.guard import SQLGLOT_DIALECTS
+from checks.sql.probing import DatabaseCheck
 from checks.sql.query import QueryMap
 from checks.sql.target import DIALECTS
 
@@ -98,37 +98,30 @@ class Discrepancy:
 def aggregate_query(tbl: MigratedTable, name: str, dialect: str, first: dt.date, end: dt.date) -> QueryMap:
     """Per-day COUNT, SUMs and MIN/MAX key of `name` for days in [first, end) on `dialect`."""
     read = SQLGLOT_DIALECTS[dialect]
-    date_col = _column(tbl.date_column, dialect)
+    date_col = source_column(tbl.date_column, dialect, "t")
     day_expr: exp.Expression = (exp.Anonymous(this="TRUNC", expressions=[date_col.copy()]) if read == "oracle"
                                 else exp.Cast(this=date_col.copy(), to=exp.DataType.build("DATE")))
     select: list[exp.Expr] = [exp.alias_(day_expr.copy(), "business_day"),
                                     exp.alias_(exp.Count(this=exp.Star()), "row_count")]
     for i, col in enumerate(tbl.amount_columns):
-        select.append(exp.alias_(_sum(_column(col, dialect), dialect, tbl.scale), f"sum_{i}"))
+        select.append(exp.alias_(_sum(source_column(col, dialect, "t"), dialect, tbl.scale), f"sum_{i}"))
     if tbl.key_column is not None:
-        key = _column(tbl.key_column, dialect)
+        key = source_column(tbl.key_column, dialect, "t")
         select += [exp.alias_(exp.Min(this=key.copy()), "min_key"), exp.alias_(exp.Max(this=key), "max_key")]
-    where = exp.and_(exp.GTE(this=date_col.copy(), expression=date_literal(first, dialect)),
-                     exp.LT(this=date_col.copy(), expression=date_literal(end, dialect)))
     tree = (exp.select(*select).from_(exp.alias_(table(name, dialect), "t", table=True))
-            .where(where).group_by(day_expr))
+            .where(day_range(date_col, first, end, dialect)).group_by(day_expr))
     return statement(tree, dialect)
 
 
 def older_rows_query(tbl: MigratedTable, dialect: str, cutoff: dt.date) -> QueryMap:
     """How many rows older than `cutoff` are still in the running DB, and their oldest and newest day."""
-    date_col = _column(tbl.date_column, dialect)
+    date_col = source_column(tbl.date_column, dialect, "t")
     tree = (exp.select(exp.alias_(exp.Count(this=exp.Star()), "row_count"),
                        exp.alias_(exp.Min(this=date_col.copy()), "oldest"),
                        exp.alias_(exp.Max(this=date_col.copy()), "newest"))
             .from_(exp.alias_(table(tbl.source, dialect), "t", table=True))
             .where(exp.LT(this=date_col, expression=date_literal(cutoff, dialect))))
     return statement(tree, dialect)
-
-
-def _column(name: str, dialect: str) -> exp.Column:
-    (part,) = name_parts(name, dialect, max_parts=1)
-    return exp.Column(this=identifier(part), table=exp.to_identifier("t"))
 
 
 def _sum(col: exp.Expression, dialect: str, scale: int) -> exp.Expression:
@@ -213,7 +206,7 @@ def _sum_evidence(tbl: MigratedTable, s: DayAggregate, t: DayAggregate) -> tuple
 
 # --- the kind -----------------------------------------------------------------------------------------------------
 
-class MigrationReconcile(CheckSpec):
+class MigrationReconcile(DatabaseCheck):
     kind_doc: ClassVar[str] = (
         "The nightly move of the running DB into the year DB (年库) or history DB, checked day by day: for each "
         "table and each business day in the range, the running DB (`target`) and the destination (`dest_target`, "
@@ -243,7 +236,6 @@ tables:
     key_column: charge_id
 """
 
-    needs_target: ClassVar[bool] = True
     value_unit: ClassVar[str | None] = "count"
 
     kind: Literal["migration.reconcile"] = "migration.reconcile"
@@ -311,16 +303,17 @@ tables:
         return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
     def probe(self, ctx: RunContext) -> list[Result]:
+        return self.guarded(ctx, lambda: self._run(ctx))
+
+    def _run(self, ctx: RunContext) -> list[Result]:
         from checks.sql.session import SqlFailure, session_for
 
-        started = ctx.clock()
-        t0 = time.monotonic()
-        results: list[Result] = []
         source: dict[int, dict[str, DayAggregate] | SqlFailure] = {}
         older: dict[int, tuple[int, Any, Any] | SqlFailure] = {}
+        where = self.target or ""
         try:
-            with session_for(ctx, self.target or "", wait=ctx.remaining(self.timeout)) as session:
-                today = server_today(session, self._timeout(ctx), self.id)
+            with session_for(ctx, where, wait=ctx.remaining(self.timeout)) as session:
+                today = server_today(session, self.timeout_left(ctx), self.id)
                 days = self.day_range(today)
                 dialect = session.info.dialect
                 for i, tbl in enumerate(self.tables):
@@ -328,22 +321,15 @@ tables:
                     cutoff = tbl.cutoff(today)
                     if cutoff is not None:
                         older[i] = self._older(session, tbl, dialect, cutoff, ctx)
-            with session_for(ctx, self.dest, wait=ctx.remaining(self.timeout)) as session:
+            where = self.dest
+            with session_for(ctx, where, wait=ctx.remaining(self.timeout)) as session:
                 dialect = session.info.dialect
                 dest = {i: self._read(session, tbl, "", dialect, days, ctx, per_year=True)
                         for i, tbl in enumerate(self.tables)}
         except SqlFailure as failure:
-            where = self.dest if source else self.target
-            results = [unknown(self.id, failure.outcome, f"{self.display_title}: {where}: {failure.message}")]
-            return self._stamp(results, started, t0)
-        except canonical.CanonicalError as exc:
-            return self._stamp([unknown(self.id, Outcome.CONTENT_MISMATCH, f"{self.display_title}: {exc}")], started, t0)
-        for i, tbl in enumerate(self.tables):
-            results.append(self._table_result(tbl, days, source[i], dest[i], older.get(i), tbl.cutoff(today)))
-        return self._stamp(results, started, t0)
-
-    def _timeout(self, ctx: RunContext) -> float:
-        return min(self.timeout, ctx.remaining(self.timeout))
+            raise SqlFailure(failure.outcome, f"{where}: {failure.message}") from None
+        return [self._table_result(tbl, days, source[i], dest[i], older.get(i), tbl.cutoff(today))
+                for i, tbl in enumerate(self.tables)]
 
     def _read(self, session: Any, tbl: MigratedTable, name: str, dialect: str, days: list[dt.date], ctx: RunContext,
               *, per_year: bool) -> dict[str, DayAggregate] | Any:
@@ -353,7 +339,7 @@ tables:
         try:
             for first, end in _chunks(days, by_year=per_year and tbl.per_year):
                 query = aggregate_query(tbl, name or tbl.dest_name(first.year), dialect, first, end)
-                rows = session.run(query, timeout=self._timeout(ctx), max_rows=(end - first).days + 1,
+                rows = session.run(query, timeout=self.timeout_left(ctx), max_rows=(end - first).days + 1,
                                    check_id=self.id)
                 out.update(read_aggregates(rows, tbl))
         except SqlFailure as failure:
@@ -364,7 +350,7 @@ tables:
         from checks.sql.session import SqlFailure
 
         try:
-            rows = session.run(older_rows_query(tbl, dialect, cutoff), timeout=self._timeout(ctx), max_rows=1,
+            rows = session.run(older_rows_query(tbl, dialect, cutoff), timeout=self.timeout_left(ctx), max_rows=1,
                                check_id=self.id)
         except SqlFailure as failure:
             return failure
@@ -424,12 +410,6 @@ tables:
             attributes={"table": tbl.source, "dest_table": dest, "day": p.day, "problem": p.problem, **p.attributes},
             category="migration",
         )
-
-    def _stamp(self, results: list[Result], started: float, t0: float) -> list[Result]:
-        elapsed = (time.monotonic() - t0) * 1000.0
-        for r in results:
-            r.started_at, r.duration_ms, r.target = started, elapsed, self.target or ""
-        return results
 
 
 def _chunks(days: list[dt.date], *, by_year: bool) -> Iterator[tuple[dt.date, dt.date]]:

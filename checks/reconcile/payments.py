@@ -8,12 +8,10 @@ streamed in batches; the files are read line by line; both go to a temporary SQL
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-import sqlglot
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlglot import exp
 
@@ -21,11 +19,11 @@ from checks.context import RunContext
 from checks.reconcile import canonical
 from checks.reconcile.matcher import Discrepancy, Group, Ledger, Record
 from checks.reconcile.server_date import server_today
-from checks.reconcile.statements import StatementError, StatementFormat, Transaction
-from checks.result import Finding, Outcome, Result, Status, unknown
+from checks.reconcile.statements import StatementFormat, Transaction
+from checks.result import Finding, Result, Status
 from checks.spec import CheckSpec
-from checks.sql.build import BadName, date_literal, identifier, name_parts
-from checks.sql.guard import SQLGLOT_DIALECTS
+from checks.sql.build import BadName, day_range, source_column, wrap
+from checks.sql.probing import DatabaseCheck, InputMissing, InputUnreadable
 from checks.sql.query import QueryField, QueryMap
 
 BATCH = 5000
@@ -85,29 +83,16 @@ class HisRecords(BaseModel):
 
 def wrapped(his: HisRecords, first: dt.date, end: dt.date) -> QueryMap:
     """The pack's query as a subquery, its declared columns picked by name and filtered to [first, end)."""
-    variants: dict[str, list[dict[str, Any]]] = {}
-    for key, _, variant in his.query.variants():
-        if variant.sql is None:
-            raise ValueError(f"query.{key}: a SHOW statement cannot be reconciled")
-        read = SQLGLOT_DIALECTS[key]
-        inner = sqlglot.parse_one(variant.sql, read=read)
-        source = exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("q")))
-        time_col = _column(his.time_column, key)
-        select = [exp.alias_(_column(c, key), alias) for alias, c in his.columns()]
-        where = exp.and_(exp.GTE(this=time_col.copy(), expression=date_literal(first, key)),
-                         exp.LT(this=time_col, expression=date_literal(end, key)))
-        tree = exp.select(*select).from_(source).where(where)
-        gate = variant.model_dump(exclude={"sql", "show"}, exclude_none=True)
-        variants.setdefault(key, []).append({"sql": tree.sql(dialect=read), **gate})
-    return QueryMap.model_validate(variants)
+
+    def outer(source: exp.Expression, key: str) -> exp.Expression:
+        select = [exp.alias_(source_column(c, key, "q"), alias) for alias, c in his.columns()]
+        return exp.select(*select).from_(source).where(day_range(source_column(his.time_column, key, "q"), first,
+                                                                 end, key))
+
+    return wrap(his.query, outer, "payments")
 
 
-def _column(name: str, dialect: str) -> exp.Column:
-    (part,) = name_parts(name, dialect, max_parts=1)
-    return exp.Column(this=identifier(part), table=exp.to_identifier("q"))
-
-
-class ReconcilePayments(CheckSpec):
+class ReconcilePayments(DatabaseCheck):
     kind_doc: ClassVar[str] = (
         "Third-party payment reconciliation for one business day (by default yesterday on the HIS database server's "
         "clock): the HIS's payments and refunds of one channel (`his`: a query with declared columns, streamed) "
@@ -145,7 +130,6 @@ his:
   txn_column: trade_no
 """
 
-    needs_target: ClassVar[bool] = True
     value_unit: ClassVar[str | None] = "count"
 
     kind: Literal["reconcile.payments"] = "reconcile.payments"
@@ -184,36 +168,22 @@ his:
         return [("his.query", wrapped(self.his, today, today))]
 
     def probe(self, ctx: RunContext) -> list[Result]:
-        from checks.sql.session import SqlFailure, session_for
+        from checks.sql.session import session_for
 
-        started = ctx.clock()
-        t0 = time.monotonic()
-        try:
+        def run() -> list[Result]:
             with Ledger(_spill_dir(ctx)) as ledger:
                 with session_for(ctx, self.target or "", wait=ctx.remaining(self.timeout)) as session:
-                    day = server_today(session, self._timeout(ctx), self.id) - dt.timedelta(days=self.day_offset)
+                    day = server_today(session, self.timeout_left(ctx), self.id) - dt.timedelta(days=self.day_offset)
                     self._load_statements(ledger, day)
                     self._load_his(ledger, session, day, ctx)
-                result = self._result(ledger, day)
-        except SqlFailure as failure:
-            result = unknown(self.id, failure.outcome, f"{self.display_title}: {failure.message}")
-        except _Missing as exc:
-            result = unknown(self.id, Outcome.NOT_FOUND, f"{self.display_title}: {exc}")
-        except (StatementError, canonical.CanonicalError, _TooMany) as exc:
-            result = unknown(self.id, Outcome.CONTENT_MISMATCH, f"{self.display_title}: {exc}")
-        result.key = result.key or self.channel_name
-        result.target = self.target or ""
-        result.started_at = started
-        result.duration_ms = (time.monotonic() - t0) * 1000.0
-        return [result]
+                return [self._result(ledger, day)]
 
-    def _timeout(self, ctx: RunContext) -> float:
-        return min(self.timeout, ctx.remaining(self.timeout))
+        return self.guarded(ctx, run, key=self.channel_name)
 
     def _load_statements(self, ledger: Ledger, day: dt.date) -> None:
         files = self.statement.files_for(day)
         if not files:
-            raise _Missing(f"no {CHANNEL_WORDS[self.statement.format]} statement file for {day} "
+            raise InputMissing(f"no {CHANNEL_WORDS[self.statement.format]} statement file for {day} "
                            f"({self.statement.path}); has the bill been downloaded?")
         for offset in range(-self.neighbour_days, self.neighbour_days + 1):
             other = day + dt.timedelta(days=offset)
@@ -221,7 +191,7 @@ his:
                 for batch in _batches(self._records(self.statement.read(path), offset == 0)):
                     ledger.add("channel", batch)
                     if ledger.counts["channel"] > self.max_transactions:
-                        raise _TooMany(f"more than max_transactions {self.max_transactions} statement records")
+                        raise InputUnreadable(f"more than max_transactions {self.max_transactions} statement records")
 
     def _records(self, transactions: Iterator[Transaction], reported: bool) -> Iterator[Record]:
         for t in transactions:
@@ -232,12 +202,12 @@ his:
         first = day - dt.timedelta(days=self.neighbour_days)
         end = day + dt.timedelta(days=self.neighbour_days + 1)
         query = wrapped(self.his, first, end)
-        with session.stream(query, timeout=self._timeout(ctx), batch_rows=BATCH, check_id=self.id) as rows:
+        with session.stream(query, timeout=self.timeout_left(ctx), batch_rows=BATCH, check_id=self.id) as rows:
             index = {c: i for i, c in enumerate(rows.columns)}
             for batch in rows.batches():
                 ledger.add("his", [self._his_record(row, index, day) for row in batch])
                 if ledger.counts["his"] > self.max_transactions:
-                    raise _TooMany(f"more than max_transactions {self.max_transactions} HIS records")
+                    raise InputUnreadable(f"more than max_transactions {self.max_transactions} HIS records")
 
     def _his_record(self, row: Any, index: dict[str, int], day: dt.date) -> Record:
         h = self.his
@@ -353,14 +323,6 @@ def _spill_dir(ctx: RunContext) -> Path | None:
     path = Path(ctx.state_dir) / "reconcile"
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-class _Missing(Exception):
-    """The day's statement file is not there (yet)."""
-
-
-class _TooMany(Exception):
-    """More records than max_transactions."""
 
 
 SPECS: dict[str, type[CheckSpec]] = {"reconcile.payments": ReconcilePayments}

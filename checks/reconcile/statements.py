@@ -30,6 +30,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from checks.reconcile import canonical
+from checks.sql.probing import InputUnreadable
 
 Kind = Literal["payment", "refund", "revoked"]
 Encoding = Literal["auto", "utf-8", "gbk", "gb18030"]
@@ -38,7 +39,7 @@ _TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y%m%d%H%M%S", "%Y-%
                  "%Y/%m/%d %H:%M", "%Y-%m-%d", "%Y%m%d")
 
 
-class StatementError(ValueError):
+class StatementError(InputUnreadable):
     """A statement file that cannot be read as its format says: names the file, line and column, never the row."""
 
 

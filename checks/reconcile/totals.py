@@ -9,23 +9,22 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-import sqlglot
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlglot import exp
 
 from checks.context import RunContext
 from checks.reconcile import canonical
 from checks.reconcile.server_date import server_today
-from checks.reconcile.statements import Encoding, StatementError, csv_rows, open_text
-from checks.result import Finding, Outcome, Result, Status, unknown
+from checks.reconcile.statements import Encoding, csv_rows, open_text
+from checks.result import Finding, Result, Status
 from checks.spec import CheckSpec
-from checks.sql.build import BadName, date_literal, identifier, name_parts
+from checks.sql.build import BadName, day_range, source_column, wrap
 from checks.sql.guard import SQLGLOT_DIALECTS
+from checks.sql.probing import DatabaseCheck, InputMissing
 from checks.sql.query import QueryField, QueryMap
 
 Period = Literal["month", "day"]
@@ -45,33 +44,20 @@ class SqlTotals(BaseModel):
 
     def wrapped(self, first: dt.date, end: dt.date) -> QueryMap:
         """SELECT key, COUNT(*), SUM(...) FROM (query) q WHERE date in [first, end) GROUP BY key, per variant."""
-        variants: dict[str, list[dict[str, Any]]] = {}
-        for key, _, variant in self.query.variants():
-            if variant.sql is None:
-                raise ValueError(f"query.{key}: a SHOW statement has no totals")
-            read = SQLGLOT_DIALECTS[key]
-            source = exp.Subquery(this=sqlglot.parse_one(variant.sql, read=read),
-                                  alias=exp.TableAlias(this=exp.to_identifier("q")))
-            group = _column(self.key_column, key)
-            date = _column(self.date_column, key)
+
+        def outer(source: exp.Expression, key: str) -> exp.Expression:
+            group = source_column(self.key_column, key, "q")
             select: list[exp.Expr] = [exp.alias_(group.copy(), "total_key"),
                                       exp.alias_(exp.Count(this=exp.Star()), "row_count")]
             for i, c in enumerate(self.amount_columns):
-                total: exp.Expression = exp.Sum(this=_column(c, key))
-                if read == "oracle":
+                total: exp.Expression = exp.Sum(this=source_column(c, key, "q"))
+                if SQLGLOT_DIALECTS[key] == "oracle":
                     total = exp.Anonymous(this="TO_CHAR", expressions=[total])
                 select.append(exp.alias_(total, f"sum_{i}"))
-            where = exp.and_(exp.GTE(this=date.copy(), expression=date_literal(first, key)),
-                             exp.LT(this=date, expression=date_literal(end, key)))
-            tree = exp.select(*select).from_(source).where(where).group_by(group)
-            gate = variant.model_dump(exclude={"sql", "show"}, exclude_none=True)
-            variants.setdefault(key, []).append({"sql": tree.sql(dialect=read), **gate})
-        return QueryMap.model_validate(variants)
+            date = source_column(self.date_column, key, "q")
+            return exp.select(*select).from_(source).where(day_range(date, first, end, key)).group_by(group)
 
-
-def _column(name: str, dialect: str) -> exp.Column:
-    (part,) = name_parts(name, dialect, max_parts=1)
-    return exp.Column(this=identifier(part), table=exp.to_identifier("q"))
+        return wrap(self.query, outer, "totals")
 
 
 class FileTotals(BaseModel):
@@ -124,7 +110,7 @@ class Side:
     """key -> (count or None when this side has none, sums in amount_columns order)."""
 
 
-class ReconcileTotals(CheckSpec):
+class ReconcileTotals(DatabaseCheck):
     kind_doc: ClassVar[str] = (
         "Two-sided totals per key for a period, such as the monthly insurance reconciliation: the HIS's settlements "
         "(`his`: a query with declared key, date and amount columns, summed per key by the database over last month "
@@ -157,7 +143,6 @@ other:
     count: 结算笔数
 """
 
-    needs_target: ClassVar[bool] = True
     value_unit: ClassVar[str | None] = "count"
 
     kind: Literal["reconcile.totals"] = "reconcile.totals"
@@ -213,36 +198,23 @@ other:
         return (end - dt.timedelta(days=1)).replace(day=1), end
 
     def probe(self, ctx: RunContext) -> list[Result]:
-        from checks.sql.session import SqlFailure, session_for
+        from checks.sql.session import session_for
 
-        started = ctx.clock()
-        t0 = time.monotonic()
-        try:
+        def run() -> list[Result]:
             with session_for(ctx, self.target or "", wait=ctx.remaining(self.timeout)) as session:
-                first, end = self.period_of(server_today(session, self._timeout(ctx), self.id))
+                first, end = self.period_of(server_today(session, self.timeout_left(ctx), self.id))
                 his = self._sql_side(session, self.his, first, end, ctx)
             if self.other.table is not None:
                 with session_for(ctx, self.other_target, wait=ctx.remaining(self.timeout)) as session:
                     other = self._sql_side(session, self.other.table, first, end, ctx)
             else:
                 other = self._file_side(first)
-            result = self.compare(his, other, first, end)
-        except SqlFailure as failure:
-            result = unknown(self.id, failure.outcome, f"{self.display_title}: {failure.message}")
-        except FileNotFoundError as exc:
-            result = unknown(self.id, Outcome.NOT_FOUND, f"{self.display_title}: no {self.other.name} totals file {exc}")
-        except (StatementError, canonical.CanonicalError) as exc:
-            result = unknown(self.id, Outcome.CONTENT_MISMATCH, f"{self.display_title}: {exc}")
-        result.target = self.target or ""
-        result.started_at = started
-        result.duration_ms = (time.monotonic() - t0) * 1000.0
-        return [result]
+            return [self.compare(his, other, first, end)]
 
-    def _timeout(self, ctx: RunContext) -> float:
-        return min(self.timeout, ctx.remaining(self.timeout))
+        return self.guarded(ctx, run)
 
     def _sql_side(self, session: Any, totals: SqlTotals, first: dt.date, end: dt.date, ctx: RunContext) -> Side:
-        rows = session.run(totals.wrapped(first, end), timeout=self._timeout(ctx), max_rows=10_000, check_id=self.id)
+        rows = session.run(totals.wrapped(first, end), timeout=self.timeout_left(ctx), max_rows=10_000, check_id=self.id)
         index = {c: i for i, c in enumerate(rows.columns)}
         out: dict[str, tuple[int | None, tuple[decimal.Decimal, ...]]] = {}
         for row in rows.rows:
@@ -256,7 +228,7 @@ other:
         assert f is not None
         path = f.file_for(first)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}")
+            raise InputMissing(f"no {self.other.name} totals file {path}")
         out: dict[str, tuple[int | None, tuple[decimal.Decimal, ...]]] = {}
         with open_text(path, f.encoding) as text:
             header: list[str] | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import sqlglot
@@ -127,6 +127,33 @@ def fill(template: str, dialect: str, values: Mapping[str, Value]) -> exp.Expres
     if unused:
         raise KeyError(f"values for markers the template does not have: {', '.join(sorted(unused))}")
     return tree
+
+
+def source_column(text: str, dialect: str, source: str) -> exp.Column:
+    """A configured column (one part) of the template's source alias `source` (t, q), quoted as the server folds it."""
+    (name,) = name_parts(text, dialect, max_parts=1)
+    return exp.Column(this=identifier(name), table=exp.to_identifier(source))
+
+
+def day_range(col: exp.Expression, first: dt.date, end: dt.date, dialect: str) -> exp.Condition:
+    """`col >= first AND col < end`: the half-open range an index on a date/time column serves."""
+    return exp.and_(exp.GTE(this=col.copy(), expression=date_literal(first, dialect)),
+                    exp.LT(this=col.copy(), expression=date_literal(end, dialect)))
+
+
+def wrap(query: QueryMap, outer: Callable[[exp.Expression, str], exp.Expression], what: str) -> QueryMap:
+    """Each SQL variant of a pack's `query` as the subquery `q` of the statement `outer(q, query key)` builds, its
+    version gates kept (a site's payment query with the day's filter around it, say)."""
+    variants: dict[str, list[dict[str, Any]]] = {}
+    for key, _, variant in query.variants():
+        if variant.sql is None:
+            raise ValueError(f"query.{key}: a SHOW statement has no {what}")
+        read = SQLGLOT_DIALECTS[key]
+        source = exp.Subquery(this=sqlglot.parse_one(variant.sql, read=read),
+                              alias=exp.TableAlias(this=exp.to_identifier("q")))
+        gate = variant.model_dump(exclude={"sql", "show"}, exclude_none=True)
+        variants.setdefault(key, []).append({"sql": outer(source, key).sql(dialect=read), **gate})
+    return QueryMap.model_validate(variants)
 
 
 def render(tree: exp.Expression, dialect: str) -> str:
