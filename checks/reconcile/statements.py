@@ -20,12 +20,14 @@ import codecs
 import contextlib
 import csv
 import datetime as dt
+import gzip
 import io
 import re
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -121,9 +123,12 @@ class StatementFormat(BaseModel):
         return sorted(p for p in anchor.glob(str(relative)) if p.is_file())
 
     def read(self, path: Path) -> Iterator[Transaction]:
+        """The file's transactions; a .zip as the channels deliver them (Alipay's holds 业务明细.csv and a 汇总
+        summary, which is skipped) is read member by member, a gzip file (WeChat's GZIP download) as is."""
         reader = {"wechat": _wechat, "alipay": _alipay, "mapped": _mapped}[self.format]
-        with open_text(path, self.encoding) as text:
-            yield from reader(self, path, text)
+        for name, opener in _members(path):
+            with opener() as stream, open_text(name, self.encoding, stream) as text:
+                yield from reader(self, name, text)
 
 
 # --- decoding --------------------------------------------------------------------------------------------------
@@ -153,18 +158,62 @@ class TextLines:
         return StatementError(f"{self.path}:{self.number}: {message}")
 
 
-@contextlib.contextmanager
-def open_text(path: Path, encoding: Encoding) -> Iterator[TextLines]:
-    """The file as text lines in its encoding: auto tries UTF-8 on the first 64 KiB, else GB18030 (reads GBK)."""
+_ZIP, _GZIP = b"PK\x03\x04", b"\x1f\x8b"
+_MAX_MEMBER = 4 * 2**30
+"""A member larger than this (uncompressed) is refused: a zip bomb is not a statement."""
+
+
+def _members(path: Path) -> Iterator[tuple[Path, Callable[[], BinaryIO]]]:
+    """(name for messages, binary stream) of each statement in the file: itself, its gunzipped content, or the
+    CSV/TXT members of a zip except summaries (汇总)."""
     try:
-        raw = path.open("rb")
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise StatementError(f"{path}: cannot read ({exc.strerror})") from None
+    if magic.startswith(_GZIP):
+        yield path, lambda: cast(BinaryIO, gzip.GzipFile(path, "rb"))
+        return
+    if not magic.startswith(_ZIP):
+        yield path, lambda: path.open("rb")
+        return
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as exc:
+        raise StatementError(f"{path}: not a readable zip ({exc})") from None
+    with archive:
+        for info in sorted(archive.infolist(), key=lambda i: i.filename):
+            name = _member_name(info)
+            if info.is_dir() or "汇总" in name or not name.lower().endswith((".csv", ".txt")):
+                continue
+            if info.file_size > _MAX_MEMBER:
+                raise StatementError(f"{path}!{name}: {info.file_size} bytes uncompressed, more than a statement has")
+            yield Path(f"{path}!{name}"), lambda info=info: cast(BinaryIO, archive.open(info))  # type: ignore[misc]
+
+
+def _member_name(info: zipfile.ZipInfo) -> str:
+    """Member names without the UTF-8 flag are GBK in the channels' zips; zipfile read them as cp437."""
+    if info.flag_bits & 0x800:
+        return info.filename
+    try:
+        return info.filename.encode("cp437").decode("gb18030")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return info.filename
+
+
+@contextlib.contextmanager
+def open_text(path: Path, encoding: Encoding, stream: BinaryIO | None = None) -> Iterator[TextLines]:
+    """The file (or `stream`) as text lines in its encoding: auto tries UTF-8 on the first 64 KiB, else GB18030
+    (which reads GBK)."""
+    try:
+        raw = stream if stream is not None else path.open("rb")
     except OSError as exc:
         raise StatementError(f"{path}: cannot read ({exc.strerror})") from None
     with raw:
         name: str = encoding
         if name == "auto":
             head = raw.read(_SNIFF)
-            raw.seek(0)
+            raw.seek(0)  # gzip and zip members seek back by reading again from their start
             try:
                 codecs.getincrementaldecoder("utf-8")().decode(head, final=len(head) < _SNIFF)
                 name = "utf-8"

@@ -173,3 +173,24 @@ def test_hostile_bytes_are_a_named_error_not_a_crash(tmp_path: Path, garbage: by
     good.write_bytes(b"\r\n".join(data))
     with pytest.raises(StatementError, match=r"20250309\.csv:\d+: "):
         read(fmt("wechat", tmp_path))
+
+
+def test_bills_as_the_channels_deliver_them_gzip_and_zip(tmp_path: Path) -> None:
+    import gzip
+    import zipfile
+
+    src = tmp_path / "plain.csv"
+    write_wechat(src, TXNS)
+    (tmp_path / "20250309.csv").write_bytes(gzip.compress(src.read_bytes()))
+    assert read(fmt("wechat", tmp_path))[:3] == EXPECTED
+    detail, summary = tmp_path / "detail.csv", tmp_path / "summary.csv"
+    write_alipay(detail, TXNS[:3], DAY)
+    summary.write_text("#支付宝业务明细查询（汇总）\n", encoding="gbk")
+    with zipfile.ZipFile(tmp_path / "20250309.csv", "w") as z:
+        z.write(detail, "20880000000000000156_20250309_业务明细.csv")
+        z.write(summary, "20880000000000000156_20250309_业务明细(汇总).csv")
+    got = read(fmt("alipay", tmp_path))
+    assert [(t.order_no, t.kind) for t in got] == [(e.order_no, e.kind) for e in EXPECTED]
+    (tmp_path / "20250309.csv").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(StatementError, match="not a readable zip"):
+        read(fmt("alipay", tmp_path))
