@@ -77,7 +77,9 @@ def target_dialect(target: Any) -> str | None:
 
 
 def check_info(spec: CheckSpec, targets: Mapping[str, Any]) -> patrol_pb2.CheckInfo:
-    """What the collector needs about one check: title, priority, incident rules; label `engine` for DB targets."""
+    """What the collector needs about one check: title, priority, incident rules (raise_after, for_s, parent: the
+    check whose failure explains this one's, so the collector keeps it quiet while that one is failing); label
+    `engine` for DB targets."""
     labels = dict(spec.labels)
     if spec.target and spec.target in targets:
         dialect = target_dialect(targets[spec.target])
@@ -96,6 +98,8 @@ def check_info(spec: CheckSpec, targets: Mapping[str, Any]) -> patrol_pb2.CheckI
         schedule=spec.schedule or "",
         runbook=spec.runbook,
         labels=labels,
+        parent=spec.parent or "",
+        for_s=0 if spec.for_ is None else min(_UINT32_MAX, max(0, round(spec.for_))),
     )
 
 

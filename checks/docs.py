@@ -68,8 +68,9 @@ Values people write:
   (setting both is an error; a check's own `schedule` replaces a pack default `interval`).
 
 Every failure to measure is UNKNOWN with an outcome from a closed set (timeout, connection_refused,
-dns_error, tls_error, auth_failed, protocol_error, content_mismatch, not_found, permission_denied,
-unsafe_session, internal_error); UNKNOWN is never shown as OK.
+dns_error, tls_error, auth_failed, too_many_clients, protocol_error, content_mismatch, not_found,
+permission_denied, unsafe_session, internal_error); UNKNOWN is never shown as OK. A database target's
+reachability check (`sql.reachable`) is the exception: it reports its failure as CRITICAL with the outcome.
 """
 
 

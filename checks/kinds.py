@@ -37,7 +37,18 @@ KIND_MODULES: dict[str, str] = {
     "migration.reconcile": "checks.reconcile.migration",
     "reconcile.payments": "checks.reconcile.payments",
     "reconcile.totals": "checks.reconcile.totals",
+    "sql.reachable": "checks.sql.kinds",
+    "sql.blocking": "checks.sql.blocking",
+    "sql.plans": "checks.sql.plans",
+    "sql.settings": "checks.sql.settings",
 }
+
+REACHABILITY_KINDS = ("sql.reachable",)
+"""Kinds that say whether a target can be reached at all: the parent of every other check on their target."""
+
+FINDINGS_KINDS = ("sql.findings", "sql.blocking", "sql.plans", "sql.settings", "migration.reconcile", "reconcile.")
+"""Kinds (or kind prefixes) whose results carry findings: DBA findings and reconciliation discrepancies; the
+collector keeps the findings of these, and of undeclared kinds."""
 
 
 def spec_class(kind: str) -> type[CheckSpec]:

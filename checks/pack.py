@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from checks.config_error import ConfigError, ConfigErrors
-from checks.kinds import spec_class
-from checks.spec import CheckSpec
+from checks.kinds import REACHABILITY_KINDS, spec_class
+from checks.spec import CheckSpec, yaml_keys
 from checks.yamlsource import PathKey, YamlSource, dotted, load_yaml, validate
 
 BUILTIN_DIR = Path(__file__).parent / "packs"
@@ -116,6 +116,7 @@ def load_checks(
             raise refs_source.error(("packs", i), exc.message) from None
         for path in paths:
             load_pack_into(path, result, overrides or {}, overrides_source, bind_target=pref.target)
+    link_parents(result)
     known = {cid for cid, _ in result.origin} | {f"{cid}@{t}" for cid, t in result.origin if t}
     unknown = sorted(set(overrides or {}) - known)
     if unknown:
@@ -135,7 +136,44 @@ def load_checks(
 def load_pack(path: str | Path) -> CheckSet:
     result = CheckSet()
     load_pack_into(Path(path), result, {}, None)
+    link_parents(result)
     return result
+
+
+def link_parents(checks: CheckSet) -> None:
+    """Every check on a target that has a reachability check gets that check as its `parent` (unless it names
+    one): when the database is down, the collector then sees one CRITICAL and the rest explained by it.
+
+    A parent a pack names itself must be another enabled check on the same target, with no cycle.
+    """
+    reachability: dict[str, str] = {}
+    for spec in checks.specs:
+        if spec.kind in REACHABILITY_KINDS and spec.target and not spec.disabled:
+            reachability.setdefault(spec.target, spec.id)
+    enabled = {(s.id, s.target or ""): s for s in checks.specs if not s.disabled}
+    errors: list[ConfigError] = []
+    for i, spec in enumerate(checks.specs):
+        if spec.parent is None:
+            parent = reachability.get(spec.target or "")
+            if parent is not None and spec.kind not in REACHABILITY_KINDS:
+                checks.specs[i] = spec.model_copy(update={"parent": parent})
+            continue
+        where = f" on target {spec.target!r}" if spec.target else ""
+        if spec.parent == spec.id or (spec.parent, spec.target or "") not in enabled:
+            errors.append(checks.error_at(spec, "parent", f"check {spec.id!r}: parent {spec.parent!r} is not another "
+                                          f"enabled check{where}"))
+            continue
+        chain, step = [spec.id], enabled[(spec.parent, spec.target or "")]
+        while step.id not in chain:
+            chain.append(step.id)
+            nxt = enabled.get((step.parent, step.target or "")) if step.parent is not None else None
+            if nxt is None:
+                break
+            step = nxt
+        else:
+            errors.append(checks.error_at(spec, "parent", f"check {spec.id!r}: parents form a cycle ({' -> '.join(chain)})"))
+    if errors:
+        raise ConfigErrors.of(errors)
 
 
 def load_pack_into(
@@ -162,11 +200,11 @@ def load_pack_into(
         raise src.error(("checks",), "expected a list of checks")
     into.packs.append(data["pack"])
     errors: list[ConfigError] = []
-    known_defaults = set(CheckSpec.model_fields)
+    known_defaults = yaml_keys(CheckSpec)
     for i, raw in enumerate(checks):
         if isinstance(raw, dict) and "kind" in raw:
             with contextlib.suppress(ValueError):
-                known_defaults |= set(spec_class(str(raw["kind"])).model_fields)
+                known_defaults |= yaml_keys(spec_class(str(raw["kind"])))
         try:
             spec = _load_check(src, i, raw, defaults, overrides, overrides_source, bind_target)
         except ConfigError as exc:
@@ -210,7 +248,8 @@ def _load_check(
         raise src.error((*path, "kind"), str(exc)) from None
     if "interval" in raw and "schedule" in raw:
         raise src.error((*path, "schedule"), "set either interval or schedule (cron), not both")
-    merged = {k: v for k, v in defaults.items() if k in cls.model_fields and not _replaced_by(k, raw)}
+    fields = yaml_keys(cls)
+    merged = {k: v for k, v in defaults.items() if k in fields and not _replaced_by(k, raw)}
     merged.update(raw)
     if bind_target and not merged.get("target"):
         merged["target"] = bind_target

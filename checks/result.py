@@ -27,6 +27,9 @@ class Outcome(str, enum.Enum):
     DNS_ERROR = "dns_error"
     TLS_ERROR = "tls_error"
     AUTH_FAILED = "auth_failed"
+    TOO_MANY_CLIENTS = "too_many_clients"
+    """The server refused a new connection because its connection limit is reached (PostgreSQL 53300,
+    MySQL 1040, ORA-00018/00020/12516/12519/12520, SQL Server 17809)."""
     PROTOCOL_ERROR = "protocol_error"
     CONTENT_MISMATCH = "content_mismatch"
     NOT_FOUND = "not_found"

@@ -22,6 +22,11 @@ from checks.thresholds import DURATION, NUMBER, PERCENT, SIZE, Threshold, parse_
 from checks.units import parse_duration, parse_size
 
 
+def yaml_keys(model: type[BaseModel]) -> set[str]:
+    """The keys a YAML mapping may use for `model`'s fields (aliases such as `for`, else the field name)."""
+    return {info.alias or name for name, info in model.model_fields.items()}
+
+
 def _duration(v: Any) -> float:
     return parse_duration(v)
 
@@ -77,7 +82,7 @@ _ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 class CheckSpec(BaseModel):
     """Common fields of every check; subclasses add a `kind` literal, their options and `probe`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, populate_by_name=True)
 
     kind_doc: ClassVar[str] = ""
     """One paragraph for the generated reference docs."""
@@ -100,7 +105,18 @@ class CheckSpec(BaseModel):
     warn: ThresholdField | None = Field(None, description='WARNING when the value matches, e.g. "> 85".')
     crit: ThresholdField | None = Field(None, description='CRITICAL when the value matches, e.g. "> 95".')
     raise_after: int = Field(1, ge=1, description="Consecutive bad results before an incident opens.")
+    for_: Duration | None = Field(
+        None,
+        alias="for",
+        description="How long a series must stay bad before an incident opens (e.g. 10m), like Prometheus' `for:`; "
+        "with raise_after, both must be met. Unset: raise_after alone.",
+    )
     clear_after: int = Field(1, ge=1, description="Consecutive OK results before it resolves.")
+    parent: str | None = Field(
+        None,
+        description="Id of a check on the same target whose failure explains this one's (the target's reachability "
+        "check). The agent fills it in for every check bound to a target that has a reachability check.",
+    )
     runbook: str = Field("", description="What the on-call engineer or DBA should do.")
     labels: dict[str, str] = Field(default_factory=dict, description="Free labels copied to the results.")
     disabled: bool = Field(False, description="Loaded and validated, but not run.")
@@ -110,6 +126,13 @@ class CheckSpec(BaseModel):
     def _check_id(cls, v: str) -> str:
         if not _ID.match(v):
             raise ValueError(f"expected a dotted identifier of letters, digits, '_', '-' and '.', got {v!r}")
+        return v
+
+    @field_validator("for_")
+    @classmethod
+    def _for_not_negative(cls, v: float | None) -> float | None:
+        if v is not None and v < 0:
+            raise ValueError(f"must be a duration of 0s or more, such as 10m, got {v!r}")
         return v
 
     @field_validator("schedule")

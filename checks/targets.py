@@ -34,6 +34,16 @@ def parse_targets(raw: Any, src: YamlSource) -> dict[str, Target]:
             errors.extend(exc.errors)
         except ConfigError as exc:
             errors.append(exc)
+    for name, target in out.items():
+        if target.replica_of is None:
+            continue
+        primary = out.get(target.replica_of)
+        where: tuple[str, ...] = ("targets", name, "replica_of")
+        if primary is None or target.replica_of == name:
+            known = ", ".join(sorted(n for n in out if n != name)) or "none"
+            errors.append(src.error(where, f"expected the name of another target (its primary); targets: {known}"))
+        elif primary.dialect != target.dialect:
+            errors.append(src.error(where, f"{target.replica_of} is a {primary.dialect} target, this one {target.dialect}"))
     if errors:
         raise ConfigErrors.of(errors)
     return out

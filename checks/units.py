@@ -38,3 +38,12 @@ def parse_size(text: str | int) -> int:
     if not m:
         raise ValueError(f"expected a size such as 64MiB or 1GB, got {text!r}")
     return int(float(m.group(1)) * _SIZE_FACTORS[m.group(2)])
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest exact way people write `seconds`: 90s, 15m, 1h, 1d (one decimal when not whole)."""
+    for unit, factor in (("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
+        if seconds >= factor:
+            n = seconds / factor
+            return f"{n:g}{unit}" if n.is_integer() else f"{n:.1f}{unit}"
+    return f"{seconds:g}s" if float(seconds).is_integer() else f"{seconds:.1f}s"

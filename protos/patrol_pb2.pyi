@@ -251,6 +251,8 @@ class CheckInfo(_message.Message):
     SCHEDULE_FIELD_NUMBER: _builtins.int
     RUNBOOK_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
+    PARENT_FIELD_NUMBER: _builtins.int
+    FOR_S_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     title: _builtins.str
     kind: _builtins.str
@@ -263,6 +265,10 @@ class CheckInfo(_message.Message):
     interval_s: _builtins.int
     schedule: _builtins.str
     runbook: _builtins.str
+    parent: _builtins.str
+    """id of a check on the same target whose failure explains this one's (reachability)"""
+    for_s: _builtins.int
+    """seconds a series must stay bad before an incident opens; 0 = not set"""
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     def __init__(
@@ -280,10 +286,12 @@ class CheckInfo(_message.Message):
         schedule: _builtins.str = ...,
         runbook: _builtins.str = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        parent: _builtins.str = ...,
+        for_s: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["clear_after", b"clear_after", "id", b"id", "interval_s", b"interval_s", "kind", b"kind", "labels", b"labels", "priority", b"priority", "raise_after", b"raise_after", "runbook", b"runbook", "schedule", b"schedule", "system", b"system", "target", b"target", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clear_after", b"clear_after", "for_s", b"for_s", "id", b"id", "interval_s", b"interval_s", "kind", b"kind", "labels", b"labels", "parent", b"parent", "priority", b"priority", "raise_after", b"raise_after", "runbook", b"runbook", "schedule", b"schedule", "system", b"system", "target", b"target", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

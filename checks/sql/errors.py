@@ -27,6 +27,7 @@ _SQLSTATES: dict[str, Outcome] = {
     "55P03": Outcome.TIMEOUT,  # lock_not_available (lock_timeout)
     "HYT00": Outcome.TIMEOUT,
     "HYT01": Outcome.TIMEOUT,
+    "53300": Outcome.TOO_MANY_CLIENTS,  # too_many_connections
     "28P01": Outcome.AUTH_FAILED,
     "28000": Outcome.AUTH_FAILED,
     "42501": Outcome.PERMISSION_DENIED,
@@ -45,6 +46,8 @@ _SQLSTATES: dict[str, Outcome] = {
 }
 """Lost connections count as connection_refused: the server is not (or no longer) taking our connection."""
 _MYSQL_ERRNOS: dict[int, Outcome] = {
+    1040: Outcome.TOO_MANY_CLIENTS,  # Too many connections
+    1203: Outcome.TOO_MANY_CLIENTS,  # max_user_connections reached
     1045: Outcome.AUTH_FAILED,
     1044: Outcome.PERMISSION_DENIED,
     1142: Outcome.PERMISSION_DENIED,
@@ -64,6 +67,9 @@ _MYSQL_ERRNOS: dict[int, Outcome] = {
 _PATTERNS: tuple[tuple[Outcome, re.Pattern[str]], ...] = tuple(
     (outcome, re.compile(pattern, re.IGNORECASE))
     for outcome, pattern in (
+        (Outcome.TOO_MANY_CLIENTS, r"too many clients|too many connections|remaining connection slots are reserved|"
+                                   r"max_user_connections|ORA-00018|ORA-00020|ORA-12516|ORA-12519|ORA-12520|"
+                                   r"maximum number of '?\d+'? user connections|\b17809\b"),
         (Outcome.AUTH_FAILED, r"password authentication failed|access denied for user|login failed|ORA-01017|ORA-28000|"
                               r"ORA-28001|no pg_hba\.conf entry|authentication failed|ORA-01005|DPY-4001|role \"[^\"]*\" does not exist"),
         (Outcome.DNS_ERROR, r"could not translate host name|name or service not known|unknown (mysql |mariadb )?server host|"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
@@ -25,7 +26,7 @@ from checks.sql.query import QueryMap
 from checks.sql.rows import Rows, ServerInfo
 from checks.sql.target import Target
 
-__all__ = ["Session", "SqlFailure", "close_sessions", "session_for"]
+__all__ = ["Session", "SqlFailure", "close_sessions", "fresh_session", "note_reachability", "session_for", "shared_session"]
 
 _RESOURCE_PREFIX = "sql:"
 _registry_lock = threading.Lock()
@@ -34,6 +35,10 @@ _logged_site_uses: set[tuple[str, str]] = set()
 _logged_lock = threading.Lock()
 _KEEP_CONNECTION = frozenset({Outcome.PERMISSION_DENIED, Outcome.NOT_FOUND, Outcome.PROTOCOL_ERROR})
 """Errors about the statement, not the connection; anything else closes it so the next run reconnects."""
+RECONNECT_HOLDOFF_S = 15.0
+"""After a failed connect, the target's other checks report that failure for this long instead of each trying
+again: a database that is down is not hammered by every check, and they report at once instead of queueing
+behind each other's connect timeouts. The reachability check always tries, and its success ends the hold-off."""
 
 
 class Session:
@@ -45,6 +50,8 @@ class Session:
         self._conn: Connection | None = None
         self._used = False
         """Whether the open connection has run a statement (a fresh one is not retried on failure)."""
+        self.connect_failure: tuple[float, SqlFailure] | None = None
+        """(time.monotonic(), failure) of the last failed connect, until a connect succeeds."""
 
     @property
     def info(self) -> ServerInfo:
@@ -56,9 +63,24 @@ class Session:
     def is_open(self) -> bool:
         return self._conn is not None
 
-    def ensure_open(self, timeout: float) -> None:
+    def ensure_open(self, timeout: float, *, retry: bool = True) -> None:
+        """Connect unless connected; with `retry` False a connect that failed within the hold-off is reported
+        again instead of tried again."""
         if self._conn is not None:
             return
+        if not retry and self.connect_failure is not None:
+            at, failure = self.connect_failure
+            ago = time.monotonic() - at
+            if ago < RECONNECT_HOLDOFF_S:
+                raise SqlFailure(failure.outcome, f"{failure.message} (at the connection attempt {ago:.0f}s ago)")
+        try:
+            self._connect(timeout)
+        except SqlFailure as failure:
+            self.connect_failure = (time.monotonic(), failure)
+            raise
+        self.connect_failure = None
+
+    def _connect(self, timeout: float) -> None:
         try:
             password = self.target.password()
         except (LookupError, OSError) as exc:
@@ -190,9 +212,8 @@ def _target_of(ctx: RunContext, name: str) -> Target:
     raise SqlFailure(Outcome.INTERNAL_ERROR, f"target {name!r} is not a database target")
 
 
-@contextmanager
-def session_for(ctx: RunContext, name: str, *, wait: float) -> Iterator[Session]:
-    """The target's open session, held exclusively for the block; waits at most `wait` seconds for another check."""
+def shared_session(ctx: RunContext, name: str) -> Session:
+    """The target's session kept in ctx.resources (created on first use, replaced when the target changed)."""
     target = _target_of(ctx, name)
     key = _RESOURCE_PREFIX + name
     with _registry_lock:
@@ -202,13 +223,33 @@ def session_for(ctx: RunContext, name: str, *, wait: float) -> Iterator[Session]
                 session.close()
             session = Session(target)
             ctx.resources[key] = session
+    return session
+
+
+@contextmanager
+def session_for(ctx: RunContext, name: str, *, wait: float) -> Iterator[Session]:
+    """The target's open session, held exclusively for the block; waits at most `wait` seconds for another check."""
+    session = shared_session(ctx, name)
     if not session.lock.acquire(timeout=max(0.001, wait)):
         raise SqlFailure(Outcome.TIMEOUT, f"target {name} is still busy with another check")
     try:
-        session.ensure_open(wait)
+        session.ensure_open(wait, retry=False)
         yield session
     finally:
         session.lock.release()
+
+
+def fresh_session(ctx: RunContext, name: str) -> Session:
+    """A new, private session to `name` (not shared with its other checks), for the reachability check: it must
+    open a connection of its own to see what a new client sees (refused, too many clients, a locked login)."""
+    return Session(_target_of(ctx, name))
+
+
+def note_reachability(ctx: RunContext, name: str, failure: SqlFailure | None) -> None:
+    """Tell the target's shared session what the reachability check found: a failure starts the hold-off for
+    the other checks, a success ends it so they reconnect at once."""
+    session = shared_session(ctx, name)
+    session.connect_failure = None if failure is None else (time.monotonic(), failure)
 
 
 def close_sessions(resources: MutableMapping[str, Any], keep: frozenset[str] | None = None) -> None:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from checks.spec import Duration
 from checks.sql.allow import SiteAllowance
+from checks.sql.maintenance import MaintenanceSessions
 from checks.sql.secrets import register_secret
 
 Dialect = Literal["oracle", "mssql", "postgres", "mysql"]
@@ -91,6 +92,18 @@ class Target(BaseModel):
         None,
         description="Site exceptions to the read-only allow-list: {reviewed_by, relations, functions} this site has "
         "checked are read-only (job logs, payment tables). Shown by `xunjian check validate`, logged on first use.",
+    )
+
+    maintenance_sessions: MaintenanceSessions | None = Field(
+        None,
+        description="Sessions the long-query, long/idle-transaction and blocking checks leave out: {applications, "
+        "programs, users, queries, builtin}. pg_dump, pg_basebackup, mysqldump, RMAN, BACKUP/RESTORE are left out "
+        "unless builtin: false.",
+    )
+    replica_of: str | None = Field(
+        None,
+        description="The target this one replicates (its primary, also defined here): the settings check then "
+        "reports every setting that differs between the two.",
     )
 
     @field_validator("allow")

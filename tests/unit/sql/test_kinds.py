@@ -49,7 +49,7 @@ def test_oracle_tablespace_per_key() -> None:
     ]
     assert results[1].value == pytest.approx(96.03)
     assert results[1].metrics == {"used_space": 3932160.0, "tablespace_size": 4096000.0}
-    assert results[1].summary == "t.m HIS_DATA = 96.03 percent"
+    assert results[1].summary == "t.m HIS_DATA = 96.03 percent (critical > 95)"
 
 
 def test_single_value_and_alternative_columns() -> None:
