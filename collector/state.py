@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from checks.kinds import FINDINGS_KINDS
 from checks.result import Status, seconds_from_ms
 from collector import incidents
 from collector.events import (
@@ -28,9 +29,6 @@ from collector.store import StoreSnapshot
 NO_STATUS = -1
 OK = int(Status.OK)
 """The checks' OK as the plain int the wire carries (protobuf enums compare as ints)."""
-FINDINGS_KINDS = ("sql.findings", "migration.reconcile", "reconcile.")
-"""Kinds (or kind prefixes) whose results carry findings: DBA findings and reconciliation discrepancies; a
-series of an undeclared kind is checked too."""
 SeriesKey = tuple[str, str, str]
 """(check_id, target, key) within one agent."""
 
