@@ -20,7 +20,7 @@ from checks.context import RunContext
 from checks.result import Finding, Result, Status
 from checks.spec import CheckSpec, Duration
 from checks.sql.kinds import Cells, ShapeError, SqlCheck, check_template, fmt_number, number_or_text
-from checks.sql.maintenance import SessionFilter
+from checks.sql.maintenance import Remembered, SessionFilter
 from checks.sql.rows import Rows, ServerInfo
 
 if TYPE_CHECKING:
@@ -161,7 +161,7 @@ crit: "> 120"
     def _template(cls, v: str) -> str:
         return check_template(v)
 
-    def leave_out(self, rows: Rows, which: SessionFilter) -> tuple[Rows, list[str]]:
+    def leave_out(self, rows: Rows, which: SessionFilter, memory: Remembered | None = None) -> tuple[Rows, list[str]]:
         """Drop whole chains whose root blocker is a maintenance session (the backup, not its victims, decides)."""
         try:
             forest = forest_of(rows)
@@ -170,7 +170,8 @@ crit: "> 120"
         dropped: set[str] = set()
         reasons: list[str] = []
         for root, victims in forest.roots().items():
-            why = which.matches(forest.sessions.get(root, {}))
+            row = forest.sessions.get(root, {})
+            why = memory.judge(row, which) if memory is not None else which.matches(row)
             if why is not None:
                 dropped |= {root, *victims}
                 reasons.append(why)

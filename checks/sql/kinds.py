@@ -20,7 +20,7 @@ from checks.context import RunContext
 from checks.result import Finding, Outcome, Result, Status, unknown
 from checks.spec import CheckSpec, Duration
 from checks.sql.errors import SqlFailure
-from checks.sql.maintenance import SessionFilter, session_filter, split_sessions
+from checks.sql.maintenance import Remembered, SessionFilter, session_filter, split_sessions
 from checks.sql.query import QueryField, QueryMap
 from checks.sql.rows import Rows, ServerInfo
 
@@ -155,7 +155,8 @@ class SqlCheck(CheckSpec):
                 left_out: list[str] = []
                 if self.exclude_maintenance:
                     which = session_filter(session.target.dialect, session.target.maintenance_sessions)
-                    rows, left_out = self.leave_out(rows, which)
+                    seen: dict[str, float] = ctx.resources.setdefault(f"sql-maintenance:{target}", {})
+                    rows, left_out = self.leave_out(rows, which, Remembered(seen, ctx.clock()))
                 results = self.judge(rows, session, ctx)
                 _note_left_out(results, left_out)
         except SqlFailure as failure:
@@ -178,9 +179,9 @@ class SqlCheck(CheckSpec):
             summary += f" (target {self.target} unreachable: see {self.parent})"
         return unknown(self.id, failure.outcome, summary, target=self.target or "")
 
-    def leave_out(self, rows: Rows, which: SessionFilter) -> tuple[Rows, list[str]]:
+    def leave_out(self, rows: Rows, which: SessionFilter, memory: Remembered | None = None) -> tuple[Rows, list[str]]:
         """Rows without the maintenance sessions, and why each left-out row was left out."""
-        kept, reasons = split_sessions(rows.columns, rows.rows, which)
+        kept, reasons = split_sessions(rows.columns, rows.rows, which, memory)
         return Rows(columns=rows.columns, rows=kept, truncated=rows.truncated), reasons
 
     def _stamp(self, results: list[Result], started: float, t0: float) -> list[Result]:

@@ -137,18 +137,54 @@ def session_filter(dialect: str, site: MaintenanceSessions | None) -> SessionFil
     )
 
 
-def split_sessions(columns: Sequence[str], rows: Sequence[tuple[Any, ...]],
-                   which: SessionFilter) -> tuple[list[tuple[Any, ...]], list[str]]:
+REMEMBER_S = 86400.0
+"""How long a session once seen as maintenance stays so without being seen again."""
+
+
+@dataclass
+class Remembered:
+    """Sessions seen as maintenance before, per target: mysqldump between two tables runs no statement that
+    names it, yet it is the same session (and transaction) that was dumping a table a minute ago. A session is
+    known by its id and start (`session_start`), so a reused id is a new session."""
+
+    seen: dict[str, float]
+    now: float
+
+    @staticmethod
+    def key(row: Mapping[str, Any]) -> str | None:
+        sid = _text(row.get("session_id"))
+        return f"{sid}@{_text(row.get('session_start'))}" if sid else None
+
+    def judge(self, row: Mapping[str, Any], which: SessionFilter) -> str | None:
+        """Why the session of `row` is maintenance (now or earlier), remembering it; None when it is not."""
+        key = self.key(row)
+        why = which.matches(row)
+        if why is None and key is not None and key in self.seen:
+            why = "seen as maintenance earlier"
+        if why is not None and key is not None:
+            self.seen[key] = self.now
+        return why
+
+    def forget_old(self) -> None:
+        for key in [k for k, at in self.seen.items() if self.now - at > REMEMBER_S]:
+            del self.seen[key]
+
+
+def split_sessions(columns: Sequence[str], rows: Sequence[tuple[Any, ...]], which: SessionFilter,
+                   memory: Remembered | None = None) -> tuple[list[tuple[Any, ...]], list[str]]:
     """(rows that are not maintenance, one reason per row left out)."""
-    index = {c: i for i, c in enumerate(columns) if c in SESSION_COLUMNS}
-    if not index:
+    index = {c: i for i, c in enumerate(columns) if c in (*SESSION_COLUMNS, "session_id", "session_start")}
+    if not any(c in index for c in SESSION_COLUMNS):
         return list(rows), []
     kept: list[tuple[Any, ...]] = []
     reasons: list[str] = []
     for row in rows:
-        why = which.matches({c: row[i] for c, i in index.items()})
+        cells = {c: row[i] for c, i in index.items()}
+        why = memory.judge(cells, which) if memory is not None else which.matches(cells)
         if why is None:
             kept.append(row)
         else:
             reasons.append(why)
+    if memory is not None:
+        memory.forget_old()
     return kept, reasons
