@@ -1,5 +1,6 @@
-"""Small per-check state kept between runs (log offsets, last uptime): a JSON file in the agent's state
-directory, or process memory when the agent has none. Losing it is harmless; it only costs one run's memory."""
+"""Small per-check state kept between runs (log offsets, last uptime, settings snapshots, plan baselines): a
+JSON file in the agent's state directory, or the run context's memory when there is none. Losing it is
+harmless; it only costs one run's memory."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from typing import Any
 
 from checks.context import RunContext
 
-_MEMORY: dict[tuple[str, str], dict[str, Any]] = {}
 _LOCK = threading.Lock()
+_MEMORY_KEY = "probe-state"
+"""ctx.resources entry holding the states when there is no state directory (one agent's, or one test's)."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
@@ -22,6 +24,7 @@ class ProbeState:
 
     def __init__(self, ctx: RunContext, family: str, check_id: str) -> None:
         self.key = (family, check_id)
+        self.memory: dict[tuple[str, str], dict[str, Any]] = ctx.resources.setdefault(_MEMORY_KEY, {})
         self.path: Path | None = None
         if ctx.state_dir is not None:
             self.path = Path(ctx.state_dir) / family / f"{_UNSAFE.sub('_', check_id)}.json"
@@ -29,7 +32,7 @@ class ProbeState:
     def load(self) -> dict[str, Any]:
         if self.path is None:
             with _LOCK:
-                return dict(_MEMORY.get(self.key, {}))
+                return dict(self.memory.get(self.key, {}))
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -40,7 +43,7 @@ class ProbeState:
         """Write atomically (temp file + rename) so a crash never leaves half a state file."""
         if self.path is None:
             with _LOCK:
-                _MEMORY[self.key] = dict(data)
+                self.memory[self.key] = dict(data)
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")

@@ -281,8 +281,8 @@ crit: "> 95"
     )
     detail_columns: list[str] = Field(
         default_factory=list,
-        description="Text columns added to the summary of a result that is not OK (e.g. last_io_error), with every "
-        "quoted or numeric literal masked.",
+        description="Columns added to the summary of a result that is not OK (e.g. last_io_error), with every quoted "
+        "part masked (where server messages carry values).",
     )
     delta: Literal["none", "increase", "per_second", "per_minute", "per_hour", "per_day"] = Field(
         "none",
@@ -342,15 +342,17 @@ crit: "> 95"
         return number_or_text(cell)
 
     def _details(self, rows: Rows, row: tuple[Any, ...], dialect: str) -> str:
-        from checks.sql.normalize import normalize_sql
+        from checks.sql.normalize import mask_quoted
 
         parts = []
         for col in self.detail_columns:
             if col in rows.columns:
                 cell = row[rows.columns.index(col)]
-                text = "" if cell is None else (cell.decode("utf-8", "replace") if isinstance(cell, bytes) else str(cell))
+                n = number(cell)
+                text = fmt_number(n) if n is not None else "" if cell is None else (
+                    cell.decode("utf-8", "replace") if isinstance(cell, bytes) else str(cell))
                 if text.strip():
-                    parts.append(f"{col}: {normalize_sql(text, dialect)[:300]}")
+                    parts.append(f"{col}: {mask_quoted(text)}")
         return "; ".join(parts)
 
     def evaluate(self, rows: Rows, server: ServerInfo) -> list[Result]:

@@ -78,3 +78,15 @@ def _by_regex(text: str, read: str) -> str:
 def _collapse_lists(text: str) -> str:
     """IN (?, ?, ?) → IN (?...), so one statement with different list lengths normalizes the same."""
     return re.sub(r"\(\s*\?(?:\s*,\s*\?)+\s*\)", "(?...)", text)
+
+
+_QUOTED = re.compile(r"(?<![A-Za-z])'[^']*'?|\"[^\"]*\"?|`[^`]*`?")
+"""A quote that starts a quoted part: not an apostrophe inside a word (Can't)."""
+
+
+def mask_quoted(text: str) -> str:
+    """Server messages (replication errors, archive destination errors) with every quoted part replaced by ?:
+    that is where such messages carry values (a duplicate key, a host, a file); codes and words stay."""
+    out = _QUOTED.sub("?", text)
+    out = " ".join(out.split())
+    return out if len(out) <= 300 else out[:297] + "..."

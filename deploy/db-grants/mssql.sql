@@ -46,6 +46,9 @@ GRANT SELECT ON dbo.sysschedules TO xunjian_mon;
 GRANT SELECT ON dbo.syssessions TO xunjian_mon;
 GRANT SELECT ON dbo.syscategories TO xunjian_mon;
 GRANT SELECT ON dbo.backupset TO xunjian_mon;
+-- where each backup went (to NUL, to the data drive), and the pages SQL Server found damaged
+GRANT SELECT ON dbo.backupmediafamily TO xunjian_mon;
+GRANT SELECT ON dbo.suspect_pages TO xunjian_mon;
 DENY EXECUTE ON sys.sp_getapplock TO xunjian_mon;
 DENY EXECUTE ON sys.sp_releaseapplock TO xunjian_mon;
 GO

@@ -51,6 +51,12 @@ GRANT SELECT ON SYS.V_$ARCHIVE_DEST_STATUS TO xunjian_mon;
 GRANT SELECT ON SYS.V_$RMAN_BACKUP_JOB_DETAILS TO xunjian_mon;
 GRANT SELECT ON SYS.V_$DATAGUARD_STATS TO xunjian_mon;
 GRANT SELECT ON SYS.V_$DATABASE_BLOCK_CORRUPTION TO xunjian_mon;
+-- Managed recovery on a standby: V$DATAGUARD_PROCESS on 12.2+, V$MANAGED_STANDBY before
+GRANT SELECT ON SYS.V_$DATAGUARD_PROCESS TO xunjian_mon;
+GRANT SELECT ON SYS.V_$MANAGED_STANDBY TO xunjian_mon;
+-- ASM disk groups (the _STAT view reads the cached state: no disk discovery); the alert log's ORA- codes (12.2+)
+GRANT SELECT ON SYS.V_$ASM_DISKGROUP_STAT TO xunjian_mon;
+GRANT SELECT ON SYS.V_$DIAG_ALERT_EXT TO xunjian_mon;
 
 -- Sessions, locks, memory, SQL
 GRANT SELECT ON SYS.V_$SESSION TO xunjian_mon;
@@ -59,6 +65,9 @@ GRANT SELECT ON SYS.V_$SESSION_LONGOPS TO xunjian_mon;
 GRANT SELECT ON SYS.V_$SGASTAT TO xunjian_mon;
 GRANT SELECT ON SYS.V_$PGASTAT TO xunjian_mon;
 GRANT SELECT ON SYS.V_$SQLSTATS TO xunjian_mon;
+-- Open transactions (long and idle-in-transaction checks); instance parameters for the drift check
+GRANT SELECT ON SYS.V_$TRANSACTION TO xunjian_mon;
+GRANT SELECT ON SYS.V_$SYSTEM_PARAMETER TO xunjian_mon;
 
 -- Dictionary: objects, indexes, statistics, users
 GRANT SELECT ON SYS.DBA_OBJECTS TO xunjian_mon;
@@ -67,6 +76,10 @@ GRANT SELECT ON SYS.DBA_IND_PARTITIONS TO xunjian_mon;
 GRANT SELECT ON SYS.DBA_IND_SUBPARTITIONS TO xunjian_mon;
 GRANT SELECT ON SYS.DBA_TAB_STATISTICS TO xunjian_mon;
 GRANT SELECT ON SYS.DBA_USERS TO xunjian_mon;
+-- Who holds the DBA role or SYSDBA (names only; no password hashes); datafile sizes for the growth trend
+GRANT SELECT ON SYS.DBA_ROLE_PRIVS TO xunjian_mon;
+GRANT SELECT ON SYS.V_$PWFILE_USERS TO xunjian_mon;
+GRANT SELECT ON SYS.DBA_DATA_FILES TO xunjian_mon;
 
 -- Jobs
 GRANT SELECT ON SYS.DBA_SCHEDULER_JOBS TO xunjian_mon;
