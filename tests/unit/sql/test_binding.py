@@ -84,7 +84,7 @@ def test_validate_without_agent_yaml_uses_the_builtin_lists(tmp_path: Path) -> N
     (tmp_path / "site.yaml").write_text(SITE_PACK)
     with pytest.raises(ConfigError, match="give --config for its site exceptions"):
         validate([str(tmp_path / "site.yaml")])
-    assert "ok: 21 checks" in validate(["builtin:postgres"])
+    assert "ok: 30 checks" in validate(["builtin:postgres"])
 
 
 def test_builtin_packs_validate_against_the_builtin_lists() -> None:

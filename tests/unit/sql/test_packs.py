@@ -12,19 +12,19 @@ from checks.sql.kinds import SqlCheck
 CATALOGUE = {
     "postgres": [
         "pg.connections", "pg.xid_wraparound", "pg.vacuum.age", "pg.analyze.age", "pg.dead_tuples", "pg.long_queries",
-        "pg.idle_in_transaction", "pg.lock_waits", "pg.blocking", "pg.replication.lag",
+        "pg.idle_in_transaction", "pg.blocking", "pg.replication.lag",
         "pg.replication.slots_inactive", "pg.wal_archiving", "pg.top_sql", "pg.unused_indexes", "pg.invalid_indexes",
         "pg.sequence_exhaustion", "pg.deadlocks", "pg.conflicts", "pg.prepared_xacts",
     ],
     "mysql": [
         "mysql.connections", "mysql.replication.lag", "mysql.aborted_connects", "mysql.slow_queries",
         "mysql.tmp_disk_tables", "mysql.buffer_pool", "mysql.top_sql", "mysql.unused_indexes",
-        "mysql.redundant_indexes", "mysql.full_scans", "mysql.lock_waits", "mysql.long_transactions",
+        "mysql.redundant_indexes", "mysql.full_scans", "mysql.blocking", "mysql.long_transactions",
     ],
 }
 EXPENSIVE = {"pg.top_sql", "pg.unused_indexes", "mysql.top_sql", "mysql.unused_indexes", "mysql.redundant_indexes",
              "mysql.full_scans"}
-SOURCE = re.compile(r"\((CP|PMM|ZPG|ZMY|PGW|ours)\b|\bours\b")
+SOURCE = re.compile(r"\((CP|PMM|ZPG|ZMY|PGW|ours)\b|\bours\b|\b(PMM|PGW|CP|MySQLTuner|pt-variable-advisor)\b")
 
 
 @pytest.mark.parametrize("pack", ["postgres", "mysql"])
@@ -44,5 +44,5 @@ def test_pack_covers_catalogue(pack: str) -> None:
 
 def test_mariadb_variants_exist_where_catalogs_differ() -> None:
     specs = {s.id: s for s in load_checks([PackRef("builtin:mysql", "db")]).specs}
-    for cid in ("mysql.connections", "mysql.replication.lag", "mysql.unused_indexes", "mysql.lock_waits"):
+    for cid in ("mysql.connections", "mysql.replication.lag", "mysql.unused_indexes", "mysql.blocking"):
         assert specs[cid].query.mariadb is not None, cid

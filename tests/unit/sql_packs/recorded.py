@@ -12,7 +12,8 @@ XUNJIAN_TEST_MSSQL_DSN are set.
 from __future__ import annotations
 
 import decimal
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -29,6 +30,7 @@ from checks.spec import CheckSpec
 from checks.sql import dialects
 from checks.sql.dialects import MssqlConnection, OracleConnection
 from checks.sql.guard import SQLGLOT_DIALECTS, check_statement
+from checks.sql.session import close_sessions
 from checks.sql.target import Target
 
 ORACLE_TARGET = "his_db"
@@ -174,14 +176,23 @@ def target_for(dialect: str) -> Target:
                                   database="HISDB", odbc_driver="ODBC Driver 18 for SQL Server")
 
 
+def recorded_context(dialect: str, target: str, clock: Callable[[], float] = time.time) -> RunContext:
+    """A run context with the pack's target; pass one to run_recorded to keep state (counters, baselines)
+    between runs, with a clock the test moves."""
+    return RunContext(targets={target: target_for(dialect)}, clock=clock)
+
+
 def run_recorded(
-    monkeypatch: pytest.MonkeyPatch, spec: CheckSpec, dialect: str, version: str, answer: Answer | None
+    monkeypatch: pytest.MonkeyPatch, spec: CheckSpec, dialect: str, version: str, answer: Answer | None,
+    ctx: RunContext | None = None,
 ) -> tuple[list[Result], RecordedConnection]:
     """Run `spec.probe` through the real session with the driver's connect replaced by a recorded connection."""
     conn = RecordedConnection(dialect, version, answer)
     opener = "_open_oracledb" if dialect == "oracle" else "_open_pyodbc"
     monkeypatch.setattr(dialects, opener, lambda target, password, timeout: conn)
-    ctx = RunContext(targets={spec.target or "": target_for(dialect)})
+    if ctx is not None:
+        close_sessions(ctx.resources)  # the next run opens the new recorded connection
+    ctx = ctx if ctx is not None else recorded_context(dialect, spec.target or "")
     results = spec.probe(ctx)
     for sql in conn.queries:
         check_statement(sql, dialect)

@@ -16,7 +16,17 @@ import sqlglot
 from sqlglot import exp
 
 from checks.result import Outcome, Status
-from tests.unit.sql_packs.recorded import Answer, Column, dec, keyed, output_columns, pack_specs, plain, run_recorded
+from tests.unit.sql_packs.recorded import (
+    Answer,
+    Column,
+    dec,
+    keyed,
+    output_columns,
+    pack_specs,
+    plain,
+    recorded_context,
+    run_recorded,
+)
 
 S, INT, DEC = str, int, decimal.Decimal
 SQL2019 = "15.0.4375.4"
@@ -46,6 +56,30 @@ TOP_ELAPSED_COLUMNS: list[Column] = [
     ("query_hash", S), ("database_name", S), ("sql_text", S), ("executions", INT), ("elapsed_seconds", DEC),
     ("cpu_seconds", DEC), ("elapsed_ms_per_exec", DEC), ("logical_reads_per_exec", INT)]
 FEE_QUERY = "SELECT * FROM dbo.FeeDetail WHERE PatientID = N'0012345678' AND FeeDate >= '2026-11-01'"
+
+BLOCKING_COLUMNS: list[Column] = [
+    ("session_id", INT), ("blocked_by", INT), ("wait_seconds", DEC), ("session_start", S), ("application", S),
+    ("program", S), ("username", S), ("client", S), ("state", S), ("command", S), ("query", S)]
+BLOCKING_ROWS = [
+    (87, None, None, "2026-11-22T01:02:03.457", "HIS.exe", ".Net SqlClient Data Provider", "his_app", "WS-CASHIER-07",
+     "sleeping", None, FEE_QUERY),
+    (90, 87, dec("212.500000"), "2026-11-22T08:00:00.000", "HIS.exe", ".Net SqlClient Data Provider", "his_app",
+     "WS-NURSE-02", "suspended", "UPDATE", FEE_QUERY),
+    (91, 90, dec("20.000000"), "2026-11-22T08:01:00.000", "LIS.exe", "ODBC", "lis_app", "lis-app", "suspended",
+     "SELECT", None),
+]
+SESSION_COLUMNS: list[Column] = [
+    ("value", INT), ("session_id", INT), ("session_start", S), ("application", S), ("program", S), ("username", S),
+    ("client", S)]
+IO_COLUMNS: list[Column] = [("key", S), ("stall_seconds_total", DEC), ("operations", INT)]
+IO_ROWS = [
+    [("HISDB:HISDB_Data:read", dec("60000.0"), 5_000_000), ("HISDB:HISDB_Log:write", dec("1200.0"), 800_000),
+     ("tempdb:tempdev:read", dec("0.1"), 10)],
+    [("HISDB:HISDB_Data:read", dec("60012.0"), 5_001_000), ("HISDB:HISDB_Log:write", dec("1500.0"), 802_000),
+     ("tempdb:tempdev:read", dec("9.1"), 20)],
+]
+PLAN_COLUMNS: list[Column] = [("statement", S), ("plan", S), ("executions", INT), ("total_ms", DEC), ("object", S)]
+PLAN_ROWS = [("0x9A3F5C2E1B7D4A60", "0x1111222233334444", 15_200, dec("152000.0"), "HISDB")]
 
 CASES = [
     Case("mssql.databases.state", [("key", S), ("value", INT), ("is_read_only", INT), ("user_access", INT)],
@@ -83,19 +117,21 @@ CASES = [
          {"HISDB": Status.OK, "EMRDB": Status.WARNING, "LISDB": Status.CRITICAL}),
     Case("mssql.log.vlf_count", [("key", S), ("value", INT), ("active_vlfs", INT)],
          [("HISDB", 1_500, 3), ("LISDB", 120, 1)], {"HISDB": Status.WARNING, "LISDB": Status.OK}),
-    Case("mssql.locks.blocked_wait", [("key", S), ("value", DEC), ("blocked_tasks", INT)],
-         [("blocked", dec("45.123"), 4)], {"blocked": Status.WARNING}),
-    Case("mssql.locks.blockers",
-         [("fingerprint", S), ("object", S), ("program_name", S), ("session_status", S), ("session_id", INT),
-          ("open_transactions", INT), ("blocked_tasks", INT), ("max_wait_seconds", DEC),
-          ("seconds_since_last_request", INT)],
-         [("87@2026-11-22T01:02:03.457", "his_app@WS-CASHIER-07", "HIS.exe", "sleeping", 87, 1, 6,
-           dec("212.5"), 1_300)],
-         {"": Status.OK}),
-    Case("mssql.sessions.sleeping_open_tran", [("key", S), ("value", INT), ("sessions", INT)],
-         [("sleeping_open_tran", 0, 0)], {"sleeping_open_tran": Status.OK}),
-    Case("mssql.deadlocks.per_day", [("key", S), ("value", DEC), ("deadlocks_since_start", INT)],
-         [("deadlocks", dec("12.40"), 372)], {"deadlocks": Status.WARNING}),
+    Case("mssql.locks.blocking", BLOCKING_COLUMNS, BLOCKING_ROWS, {"": Status.CRITICAL}),
+    Case("mssql.locks.blocking", BLOCKING_COLUMNS, [], {"": Status.OK}, name="none"),
+    Case("mssql.sessions.sleeping_open_tran", SESSION_COLUMNS, [], {"": Status.OK}),
+    Case("mssql.sessions.sleeping_open_tran", SESSION_COLUMNS,
+         [(1_300, 87, "2026-11-22T01:02:03.457", "HIS.exe", ".Net SqlClient Data Provider", "his_app", "WS-CASHIER-07")],
+         {"": Status.WARNING}, name="cashier"),
+    Case("mssql.requests.long_running", [*SESSION_COLUMNS, ("command", S), ("query", S)],
+         [(7_200, 61, "2026-11-22T01:00:00.000", "SQLAgent - TSQL JobStep (Job 0x1A : Step 1)", "ODBC", "NT SERVICE\\SQLSERVERAGENT",
+           "SQLNODE1", "BACKUP DATABASE", "EXECUTE dbo.DatabaseBackup @Databases = 'USER_DATABASES'"),
+          (400, 75, "2026-11-22T08:00:00.000", "HIS.exe", ".Net SqlClient Data Provider", "his_app", "WS-REP-01",
+           "SELECT", FEE_QUERY)],
+         {"": Status.WARNING}),
+    Case("mssql.transactions.long", [*SESSION_COLUMNS, ("command", S)], [], {"": Status.OK}),
+    Case("mssql.deadlocks.per_day", [("key", S), ("value", INT)], [("deadlocks", 372)], {"deadlocks": Status.OK},
+         name="first-reading"),
     Case("mssql.queries.top_cpu", TOP_CPU_COLUMNS,
          [("0x9A3F5C2E1B7D4A60", "HISDB", FEE_QUERY, 15_200, dec("9120.500000"), dec("9800.100000"),
            dec("600.032894"), 182_000, 1_200)], {"": Status.OK}),
@@ -125,10 +161,9 @@ CASES = [
          {"": Status.OK}),
     Case("mssql.db.too_many_indexes", [("fingerprint", S), ("object", S), ("nonclustered_indexes", INT)],
          [("dbo.OrderDetail", "HISDB.dbo.OrderDetail", 14)], {"": Status.OK}),
-    Case("mssql.waits.poison", [("key", S), ("value", DEC), ("waiting_tasks_count", INT), ("wait_seconds_total", DEC)],
-         [("THREADPOOL", dec("12.500"), 90, dec("12000.0")), ("RESOURCE_SEMAPHORE", dec("0.000"), 0, dec("0.0")),
-          ("RESOURCE_SEMAPHORE_QUERY_COMPILE", dec("0.100"), 3, dec("96.0"))],
-         {"THREADPOOL": Status.WARNING, "RESOURCE_SEMAPHORE": Status.OK, "RESOURCE_SEMAPHORE_QUERY_COMPILE": Status.OK}),
+    Case("mssql.waits.poison", [("key", S), ("value", DEC), ("waiting_tasks_count", INT)],
+         [("THREADPOOL", dec("12000.0"), 90), ("RESOURCE_SEMAPHORE", dec("0.0"), 0)],
+         {"THREADPOOL": Status.OK, "RESOURCE_SEMAPHORE": Status.OK}, name="first-reading"),
     Case("mssql.ag.sync_health",
          [("key", S), ("value", INT), ("synchronization_state", INT), ("is_suspended", INT), ("log_send_queue_kb", INT),
           ("redo_queue_kb", INT)],
@@ -149,17 +184,46 @@ CASES = [
     Case("mssql.tempdb.layout",
          [("fingerprint", S), ("object", S), ("data_files", INT), ("min_size_mb", INT), ("max_size_mb", INT)],
          [], {"": Status.OK}, name="good"),
-    Case("mssql.io.latency", [("key", S), ("value", DEC), ("operations", INT), ("stall_seconds_total", DEC)],
-         [("HISDB:HISDB_Data:read", dec("0.012"), 5_000_000, dec("60000.0")),
-          ("HISDB:HISDB_Log:write", dec("0.150"), 800_000, dec("120000.0")),
-          ("tempdb:tempdev:read", None, 10, dec("0.1"))],
-         {"HISDB:HISDB_Data:read": Status.OK, "HISDB:HISDB_Log:write": Status.WARNING}),
+    Case("mssql.io.latency", IO_COLUMNS, IO_ROWS[0], {k: Status.OK for k, _, _ in IO_ROWS[0]}, name="first-reading"),
     Case("mssql.memory.page_life_expectancy", [("key", S), ("value", INT)], [("page_life_expectancy", 120)],
          {"page_life_expectancy": Status.WARNING}),
     Case("mssql.cpu.utilization", [("key", S), ("value", INT), ("host_cpu_pct", INT)], [("cpu", 35, 40)],
          {"cpu": Status.OK}),
     Case("mssql.cpu.utilization", [("key", S), ("value", INT), ("host_cpu_pct", INT)], [("cpu", 93, 98)],
          {"cpu": Status.CRITICAL}, name="busy"),
+    Case("mssql.backup.traps", [("fingerprint", S), ("object", S), ("trap", S), ("backups", INT), ("severity", INT)],
+         [("nul:HISDB", "HISDB", "log backup written to NUL", 12, 1),
+          ("certificate:TDECert", "TDECert", "TDE certificate whose private key was never backed up", 1, 2)],
+         {"": Status.CRITICAL}),
+    Case("mssql.backup.traps", [("fingerprint", S), ("object", S), ("trap", S), ("backups", INT), ("severity", INT)],
+         [("drive:D:\\", "D:\\", "backups on a drive that also holds database files", 30, 1)], {"": Status.WARNING},
+         name="same-drive"),
+    Case("mssql.databases.mirroring",
+         [("key", S), ("value", INT), ("mirroring_state", INT), ("mirroring_role", INT), ("witness_connected", INT)],
+         [("HISDB", 2, 1, 1, 0), ("EMRDB", 0, 4, 1, 1)], {"HISDB": Status.CRITICAL, "EMRDB": Status.OK}),
+    Case("mssql.ag.replica_connected", [("key", S), ("value", INT), ("role", INT), ("synchronization_health", INT)],
+         [("AG_HIS/SQLNODE1", 0, 1, 2), ("AG_HIS/SQLNODE2", 2, 2, 0)],
+         {"AG_HIS/SQLNODE1": Status.OK, "AG_HIS/SQLNODE2": Status.CRITICAL}),
+    Case("mssql.corruption.pages",
+         [("fingerprint", S), ("object", S), ("source", S), ("file_id", INT), ("page_id", INT), ("errors", INT),
+          ("event_type", INT)],
+         [("suspect:HISDB:1:88231", "HISDB", "suspect page", 1, 88231, 2, 2)], {"": Status.CRITICAL}),
+    Case("mssql.corruption.checkdb_age", [("key", S), ("value", INT)], [("HISDB", 2_000_000), ("LISDB", 86_400)],
+         {"HISDB": Status.WARNING, "LISDB": Status.OK}),
+    Case("mssql.files.headroom",
+         [("key", S), ("value", DEC), ("size_bytes", DEC), ("room_bytes", DEC), ("volume_free_bytes", INT)],
+         [("HISDB:HISDB_Data", dec("97.10"), dec("970000000000"), dec("29000000000"), 29_000_000_000),
+          ("LISDB:LISDB_Data", dec("20.00"), dec("20000000000"), dec("80000000000"), 500_000_000_000)],
+         {"HISDB:HISDB_Data": Status.CRITICAL, "LISDB:LISDB_Data": Status.OK}),
+    Case("mssql.databases.options", [("fingerprint", S), ("object", S), ("problem", S)],
+         [("HISDB:page_verify", "HISDB", "PAGE_VERIFY TORN_PAGE_DETECTION instead of CHECKSUM")], {"": Status.WARNING}),
+    Case("mssql.security.sysadmins", [("object", S), ("login_type", S), ("login_state", S)],
+         [("his_app", "SQL_LOGIN", "enabled"), ("HOSPITAL\\dba_li", "WINDOWS_LOGIN", "enabled")], {"": Status.OK}),
+    Case("mssql.queries.plan_regressions", PLAN_COLUMNS, PLAN_ROWS, {"": Status.OK}, name="baseline"),
+    Case("mssql.settings", [("name", S), ("value", S)], [("max server memory (MB)", "57344"), ("xp_cmdshell", "0")],
+         {"": Status.OK}, name="snapshot"),
+    Case("mssql.databases.size", [("key", S), ("value", INT)], [("HISDB", 1_000_000_000_000)], {"HISDB": Status.OK},
+         name="first-reading"),
 ]
 
 
@@ -175,7 +239,25 @@ def test_recorded_rows_give_expected_results(case: Case, monkeypatch: pytest.Mon
 
 
 def test_every_mssql_check_has_a_recorded_case() -> None:
-    assert set(pack_specs("mssql")) == {c.check_id for c in CASES}
+    assert set(pack_specs("mssql")) == {c.check_id for c in CASES} | {"mssql.reachable"}
+
+
+def test_reachable_is_the_parent_and_critical_when_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyodbc
+
+    spec = pack_specs("mssql")["mssql.reachable"]
+    results, _ = run_recorded(monkeypatch, spec, "mssql", SQL2019, Answer([("", INT)], [(1,)]))
+    assert results[0].status == Status.OK
+
+    def too_many(target: object, password: object, timeout: object) -> object:
+        raise pyodbc.OperationalError("08001", "[08001] [Microsoft][ODBC Driver 18 for SQL Server][SQL Server]Could "
+                                      "not connect because the maximum number of '300' user connections has already "
+                                      "been reached. (17809)")
+
+    monkeypatch.setattr("checks.sql.dialects._open_pyodbc", too_many)
+    (down,) = spec.probe(recorded_context("mssql", spec.target or ""))
+    assert (down.status, down.outcome) == (Status.CRITICAL, Outcome.TOO_MANY_CLIENTS)
+    assert all(s.parent == "mssql.reachable" for s in pack_specs("mssql").values() if s.id != "mssql.reachable")
 
 
 def test_session_is_polite_before_every_check(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -244,12 +326,70 @@ def test_missing_index_finding_keeps_columns_as_attributes(monkeypatch: pytest.M
     assert "[HISDB].[dbo].[FeeDetail] keyed ([PatientID]) ([FeeDate])" in finding.recommendation
 
 
-def test_io_latency_skips_files_with_too_few_operations(monkeypatch: pytest.MonkeyPatch) -> None:
-    case = next(c for c in CASES if c.check_id == "mssql.io.latency")
+def test_io_latency_is_the_stall_per_operation_over_the_last_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = pack_specs("mssql")["mssql.io.latency"]
+    now = [5_000.0]
+    ctx = recorded_context("mssql", spec.target or "", clock=lambda: now[0])
+    run_recorded(monkeypatch, spec, "mssql", SQL2019, Answer(IO_COLUMNS, IO_ROWS[0]), ctx)
+    now[0] += 900
+    results, _ = run_recorded(monkeypatch, spec, "mssql", SQL2019, Answer(IO_COLUMNS, IO_ROWS[1]), ctx)
+    by_key = keyed(results)
+    assert by_key["HISDB:HISDB_Data:read"].value == pytest.approx(0.012) and by_key["HISDB:HISDB_Data:read"].status == Status.OK
+    log = by_key["HISDB:HISDB_Log:write"]
+    assert log.value == pytest.approx(0.15) and log.status == Status.WARNING  # 300 s of stall over 2000 writes
+    assert by_key["tempdb:tempdev:read"].value is None, "10 operations are too few to judge"
+
+
+def test_deadlocks_count_the_last_day_not_the_average_since_startup(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After 300 days of uptime with 372 deadlocks, a storm of 30 in an hour must warn (FRK 124: > 10 a day)."""
+    spec = pack_specs("mssql")["mssql.deadlocks.per_day"]
+    now = [0.0]
+    ctx = recorded_context("mssql", spec.target or "", clock=lambda: now[0])
+    for counter in (372, 380, 402):
+        results, _ = run_recorded(monkeypatch, spec, "mssql", SQL2019, Answer([("key", S), ("value", INT)],
+                                                                         [("deadlocks", counter)]), ctx)
+        now[0] += 900
+    (result,) = results
+    assert result.value == 30 and result.status == Status.WARNING
+    assert "window 1d filling" in result.summary
+    now[0] += 2 * 86400
+    results, _ = run_recorded(monkeypatch, spec, "mssql", SQL2019, Answer([("key", S), ("value", INT)], [("deadlocks", 402)]), ctx)
+    assert results[0].value == 0 and results[0].status == Status.OK
+
+
+def test_backups_to_nul_do_not_count_as_log_backups(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = pack_specs("mssql")["mssql.backup.log_age"]
+    _, conn = run_recorded(monkeypatch, spec, "mssql", SQL2019, Answer([("key", S), ("value", INT)], []))
+    sql = plain(conn.queries[0])
+    assert "backupmediafamily" in sql and "n'nul'" in sql and "not exists" in sql
+
+
+def test_backup_and_restore_requests_are_maintenance(monkeypatch: pytest.MonkeyPatch) -> None:
+    case = next(c for c in CASES if c.check_id == "mssql.requests.long_running")
     results, _ = run_recorded(monkeypatch, pack_specs("mssql")[case.check_id], "mssql", SQL2019,
                               Answer(case.columns, case.rows))
-    assert "tempdb:tempdev:read" not in keyed(results)
-    assert keyed(results)["HISDB:HISDB_Log:write"].metrics == {"operations": 800_000, "stall_seconds_total": 120000.0}
+    (result,) = results
+    assert result.value == 400 and "session 75, application HIS.exe" in result.summary
+    assert "1 maintenance session left out: command pattern" in result.summary
+
+
+def test_blocking_root_is_the_sleeping_cashier(monkeypatch: pytest.MonkeyPatch) -> None:
+    case = next(c for c in CASES if c.check_id == "mssql.locks.blocking" and c.rows)
+    results, _ = run_recorded(monkeypatch, pack_specs("mssql")[case.check_id], "mssql", SQL2019,
+                              Answer(case.columns, case.rows))
+    (finding,) = results[0].findings
+    assert finding.fingerprint == "mssql.locks.blocking:87@2026-11-22T01:02:03.457"
+    assert finding.attributes["state"] == "sleeping" and finding.attributes["client"] == "WS-CASHIER-07"
+    assert finding.evidence["most_blocked_at_once"] == 2
+    assert "0012345678" not in str(results[0].to_json())
+
+
+@pytest.mark.parametrize("version", [SQL2014, SQL2016_SP1])
+def test_checkdb_age_needs_2016_sp2(version: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = pack_specs("mssql")["mssql.corruption.checkdb_age"]
+    results, conn = run_recorded(monkeypatch, spec, "mssql", version, Answer([("key", S), ("value", INT)], []))
+    assert (results[0].status, results[0].outcome) == (Status.UNKNOWN, Outcome.NOT_FOUND)
+    assert conn.queries == []
 
 
 def test_job_and_backup_ages_use_the_server_clock() -> None:

@@ -8,16 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from checks.pack import PackRef, load_checks
 from checks.sql.kinds import SqlFindings, SqlMetric
-from tests.unit.sql_packs.recorded import pack_specs
+from tests.unit.sql_packs.recorded import output_columns, pack_specs
 
-SOURCES = re.compile(r"\b(ZORA|COH|ODM|ODE|FRK|FRK-I|FRK-F|FRK-C|ZMS|CMH|OLA)\b|Xunjian's own|catalogue")
+SOURCES = re.compile(r"\b(ZORA|COH|ODM|ODE|FRK|FRK-I|FRK-F|FRK-C|ZMS|CMH|OLA|CP|sp_Blitz|Zabbix|broker)\b|Xunjian's own|\bours\b|catalogue")
 
 CATALOGUE = {
     "oracle": [
         "oracle.instance.status", "oracle.tablespace.used_pct", "oracle.fra.used_pct", "oracle.archive.dest",
         "oracle.rman.backup_age", "oracle.rman.last_status", "oracle.dataguard.lag", "oracle.sessions.pct_of_limit",
-        "oracle.locks.blocked_wait", "oracle.locks.blockers", "oracle.sql.top_elapsed", "oracle.sql.top_cpu",
+        "oracle.locks.blocking", "oracle.sql.top_elapsed", "oracle.sql.top_cpu",
         "oracle.objects.invalid", "oracle.indexes.unusable", "oracle.stats.stale", "oracle.jobs.scheduler_failures",
         "oracle.jobs.queue_processes", "oracle.jobs.dbms_job", "oracle.jobs.overdue", "oracle.redo.switch_interval",
         "oracle.redo.free_groups", "oracle.memory.shared_pool_free_pct", "oracle.memory.pga_pct_of_target",
@@ -26,7 +27,7 @@ CATALOGUE = {
     "mssql": [
         "mssql.backup.full_age", "mssql.backup.log_age", "mssql.backup.diff_age", "mssql.agent.job_outcome",
         "mssql.agent.job_overdue", "mssql.agent.job_running_long", "mssql.agent.job_not_scheduled",
-        "mssql.log.used_pct", "mssql.log.vlf_count", "mssql.locks.blocked_wait", "mssql.locks.blockers",
+        "mssql.log.used_pct", "mssql.log.vlf_count", "mssql.locks.blocking",
         "mssql.sessions.sleeping_open_tran", "mssql.deadlocks.per_day", "mssql.queries.top_cpu",
         "mssql.indexes.missing", "mssql.db.fragmentation", "mssql.db.stale_stats", "mssql.db.unused_indexes",
         "mssql.db.too_many_indexes", "mssql.waits.poison", "mssql.ag.sync_health", "mssql.ag.secondary_lag",
@@ -88,3 +89,38 @@ def test_every_check_is_in_the_database_docs(pack: str) -> None:
     section = doc.split(f"### `builtin:{pack}`", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
     for check_id in pack_specs(pack):
         assert f"`{check_id}`" in section, f"{check_id} is not in the builtin:{pack} table of docs/databases.md"
+
+
+ALL_DB_PACKS = ["postgres", "mysql", "oracle", "mssql"]
+
+
+@pytest.mark.parametrize("pack", ALL_DB_PACKS)
+def test_the_reachability_check_comes_first_and_is_every_other_checks_parent(pack: str) -> None:
+    specs = list(load_checks([PackRef(f"builtin:{pack}", "db")]).specs)
+    first = specs[0]
+    assert first.kind == "sql.reachable" and first.parent is None
+    assert first.for_ == 0, "one failed connection is an outage: no waiting, as every anchor's 'service down'"
+    assert all(s.parent == first.id for s in specs[1:])
+
+
+@pytest.mark.parametrize("pack", ALL_DB_PACKS)
+def test_every_check_has_a_for_duration_with_its_source(pack: str) -> None:
+    """No DB check opens an incident on one bad sample unless it says why (a duration value, an outage)."""
+    text = (Path(__file__).resolve().parents[3] / "checks" / "packs" / f"{pack}.yaml").read_text(encoding="utf-8")
+    assert re.search(r"defaults: \{[^}]*for: 5m", text)
+    header = text.split("checks:", 1)[0]
+    assert re.search(r"for: 5m|5 minutes", header) and re.search(r"PMM|Zabbix", header), "the pack says where 5m comes from"
+    for spec in load_checks([PackRef(f"builtin:{pack}", "db")]).specs:
+        assert spec.for_ is not None, spec.id
+
+
+@pytest.mark.parametrize("pack", ALL_DB_PACKS)
+def test_session_checks_leave_maintenance_out_and_name_whose_session(pack: str) -> None:
+    for spec in load_checks([PackRef(f"builtin:{pack}", "db")]).specs:
+        if isinstance(spec, SqlMetric) and spec.aggregate == "max":
+            assert spec.exclude_maintenance, spec.id
+        if spec.kind == "sql.blocking" or (isinstance(spec, SqlMetric) and spec.aggregate == "max"):
+            for _key, _i, variant in spec.query.variants():
+                columns = output_columns(variant.sql or "", "mysql" if _key == "mariadb" else _key)
+                assert "session_id" in columns and "session_start" in columns, spec.id
+                assert {"application", "program", "username"} & set(columns), spec.id
