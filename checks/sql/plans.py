@@ -121,9 +121,11 @@ warn: "> 0"
         known: dict[str, Any] = data.setdefault("statements", {})
         regressions: dict[str, Any] = data.setdefault("regressions", {})
         for stmt, entry in current.items():
-            self._one(stmt, entry, known.get(stmt), regressions, now)
-            known[stmt] = {"plans": entry["plans"], "baseline": (known.get(stmt) or {}).get("baseline")
-                           or _dominant(entry["plans"]), "seen": now}
+            before = known.get(stmt) or {}
+            entry["query"] = entry["query"] or before.get("query", "")
+            self._one(stmt, entry, before, regressions, now)
+            known[stmt] = {"plans": entry["plans"], "baseline": before.get("baseline") or _dominant(entry["plans"]),
+                           "seen": now, "query": entry["query"]}
             regression = regressions.get(stmt)
             if regression is not None and regression.get("adopt"):
                 known[stmt]["baseline"] = {"plan": regression["after_plan"], "mean_ms": regression["after_ms"]}

@@ -55,6 +55,18 @@ class _PgError(Exception):
         (Exception("DPY-6005: cannot connect to database (CONNECTION_ID=x). [Errno 111] Connection refused"),
          Outcome.CONNECTION_REFUSED),
         (Exception("division by zero"), Outcome.PROTOCOL_ERROR),
+        (_PgError("connection failed: FATAL:  sorry, too many clients already", None), Outcome.TOO_MANY_CLIENTS),
+        (_PgError("FATAL:  remaining connection slots are reserved for non-replication superuser connections", None),
+         Outcome.TOO_MANY_CLIENTS),
+        (_PgError("too many connections for role \"mon\"", "53300"), Outcome.TOO_MANY_CLIENTS),
+        (Exception(1040, "Too many connections"), Outcome.TOO_MANY_CLIENTS),
+        (Exception("HY000", "[HY000] [ma-3.1.15]Too many connections (1040)"), Outcome.TOO_MANY_CLIENTS),
+        (Exception("ORA-00020: maximum number of processes (300) exceeded"), Outcome.TOO_MANY_CLIENTS),
+        (Exception("DPY-6000: cannot connect to database. Listener refused connection. (Similar to ORA-12516)"),
+         Outcome.TOO_MANY_CLIENTS),
+        (Exception("08001", "[08001] [Microsoft][ODBC Driver 18 for SQL Server][SQL Server]Could not connect because the "
+                            "maximum number of '300' user connections has already been reached. (17809)"),
+         Outcome.TOO_MANY_CLIENTS),
     ],
 )
 def test_classify(exc: BaseException, outcome: Outcome) -> None:

@@ -129,3 +129,47 @@ def test_not_a_mapping() -> None:
 
 def test_no_targets() -> None:
     assert _parse("agent: {id: a}\n") == {}
+
+
+REPLICA = """\
+targets:
+  his_pg:
+    dialect: postgres
+    host: 10.1.2.30
+  his_pg_standby:
+    dialect: postgres
+    host: 10.1.2.31
+    replica_of: {primary}
+    maintenance_sessions:
+      applications: [nightly-yeardb-*]
+      users: [etl_batch]
+      queries: ['^CALL his\\.move_year']
+"""
+
+
+def test_replica_of_and_maintenance_sessions() -> None:
+    targets = _parse(REPLICA.format(primary="his_pg"))
+    standby = targets["his_pg_standby"]
+    assert standby.replica_of == "his_pg"
+    assert standby.maintenance_sessions is not None and standby.maintenance_sessions.builtin
+    assert standby.maintenance_sessions.users == ("etl_batch",)
+
+
+@pytest.mark.parametrize(("primary", "message"), [
+    ("his_pgg", "agent.yaml:8: targets.his_pg_standby.replica_of: expected the name of another target (its primary); "
+                "targets: his_pg"),
+    ("his_pg_standby", "targets.his_pg_standby.replica_of: expected the name of another target"),
+])
+def test_replica_of_names_another_target(primary: str, message: str) -> None:
+    assert message in _error(REPLICA.format(primary=primary))
+
+
+def test_replica_of_a_target_of_another_dialect() -> None:
+    text = REPLICA.format(primary="his_pg").replace("dialect: postgres\n    host: 10.1.2.30", "dialect: mysql\n    host: 10.1.2.30")
+    assert "his_pg is a mysql target, this one postgres" in _error(text)
+
+
+def test_a_bad_maintenance_query_pattern_names_the_field() -> None:
+    text = REPLICA.format(primary="his_pg").replace("'^CALL his\\.move_year'", "'(unclosed'")
+    assert "targets.his_pg_standby.maintenance_sessions.queries.0: Value error, bad regular expression" in _error(text) or \
+        "targets.his_pg_standby.maintenance_sessions.queries" in _error(text)
