@@ -50,8 +50,14 @@ def assert_sensible(results: dict[str, list[Result]], expect_not_found: dict[str
 
 
 def pg_expectations(admin: psycopg.Connection[Any]) -> dict[str, str]:
+    expect = {}
     row = admin.execute("SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'").fetchone()
-    return {} if row and row[0] else {"pg.top_sql": "pg_stat_statements is not installed"}
+    if not (row and row[0]):
+        expect["pg.top_sql"] = expect["pg.plan_regressions"] = "pg_stat_statements is not installed"
+    mode = admin.execute("SELECT current_setting('archive_mode')").fetchone()
+    if mode and mode[0] == "off":
+        expect["pg.backup.age"] = "archive_mode is off"
+    return expect
 
 
 def my_expectations(admin: pymysql.connections.Connection) -> dict[str, str]:

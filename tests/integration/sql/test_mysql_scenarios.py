@@ -41,14 +41,18 @@ def test_blocking_lock(driver: str, ctx: RunContext, my_admin: pymysql.connectio
         wait_for(lambda: _one(my_admin, "SELECT COUNT(*) FROM information_schema.INNODB_LOCK_WAITS") >= 1,
                  "the second session to wait for the row lock")
         time.sleep(2.2)
-        res = run_check(ctx, my_target(driver), "mysql", "mysql.lock_waits", {"mysql.lock_waits": {"warn": "> 1"}})[0]
+        fast = {"mysql.blocking": {"warn": "> 1", "min_duration": "1s"}}
+        target = my_target(driver)
+        res = run_check(ctx, target, "mysql", "mysql.blocking", fast)[0]
         assert res.status == Status.WARNING and res.value is not None and res.value >= 2
-        mine = [f for f in res.findings if f.evidence["blocking_thread"] == holder.thread_id()
-                and f.evidence["waiting_thread"] == waiter.thread_id()]
-        assert len(mine) == 1
-        assert mine[0].fingerprint == f"mysql.lock_waits:{holder.thread_id()}/{waiter.thread_id()}"
-        assert my_table_prefix in mine[0].object
-        assert mine[0].sql_text.endswith("SET balance = ? WHERE id = ?"), "literals stripped"
+        mine = [f for f in res.findings if f.attributes["session_id"] == str(holder.thread_id())]
+        assert len(mine) == 1, [f.title for f in res.findings]
+        assert mine[0].fingerprint.startswith(f"mysql.blocking:{holder.thread_id()}@")
+        assert mine[0].attributes["username"] == "root" and mine[0].evidence["most_blocked_at_once"] == 1
+        assert f"Root blocker session {holder.thread_id()}" in mine[0].title
+        again = run_check(ctx, target, "mysql", "mysql.blocking", fast)[0]
+        assert [f.fingerprint for f in again.findings if f.attributes["session_id"] == str(holder.thread_id())] == \
+            [mine[0].fingerprint], "one finding per root blocker, run after run"
     finally:
         holder.rollback()
         holder.close()
@@ -86,9 +90,9 @@ def test_idle_in_transaction(driver: str, ctx: RunContext, my_admin: pymysql.con
         time.sleep(2.2)
         target = my_target(driver)
         res = run_check(ctx, target, "mysql", "mysql.idle_in_transaction", {"mysql.idle_in_transaction": {"warn": "> 1"}})[0]
-        assert res.status == Status.WARNING and res.metrics["sessions"] >= 1
+        assert res.status == Status.WARNING and res.metrics["count"] >= 1
         trx = run_check(ctx, target, "mysql", "mysql.long_transactions", {"mysql.long_transactions": {"warn": "> 1"}})[0]
-        assert trx.status == Status.WARNING and trx.metrics["transactions"] >= 1
+        assert trx.status == Status.WARNING and trx.metrics["count"] >= 1
     finally:
         idle.rollback()
         idle.close()

@@ -22,36 +22,52 @@ def _flush_stats(conn: psycopg.Connection[Any]) -> None:
         conn.execute("SELECT pg_stat_force_next_flush()")
 
 
-def test_blocking_lock(driver: str, ctx: RunContext, pg_admin: psycopg.Connection[Any], pg_schema: str) -> None:
+def test_root_blocker_history(driver: str, ctx: RunContext, pg_admin: psycopg.Connection[Any], pg_schema: str) -> None:
+    """A cashier's session holds a row lock and walks away; two sessions queue behind it. One finding names it,
+    run after run, and once more when it ends."""
     pg_admin.execute(f"CREATE TABLE {pg_schema}.account (id int PRIMARY KEY, balance int)")
     pg_admin.execute(f"INSERT INTO {pg_schema}.account VALUES (1, 0)")
-    holder = psycopg.connect(**PG)
-    waiter = psycopg.connect(**PG, autocommit=True)
+    holder = psycopg.connect(**PG, application_name="HIS-cashier")
+    waiters = [psycopg.connect(**PG, autocommit=True, application_name=f"HIS-nurse-{i}") for i in range(2)]
+    blocked: list[Background] = []
     try:
         holder.execute(f"UPDATE {pg_schema}.account SET balance = 1 WHERE id = 1")
-        holder_pid, waiter_pid = holder.info.backend_pid, waiter.info.backend_pid
-        blocked = Background(lambda: waiter.execute(f"UPDATE {pg_schema}.account SET balance = 2 WHERE id = 1"))
-        wait_for(lambda: pg_admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s AND wait_event_type = 'Lock'",
-                                          (waiter_pid,)).fetchone() == (1,), "the second session to wait for the row lock")
+        holder_pid = holder.info.backend_pid
+        for w in waiters:
+            blocked.append(Background(lambda w=w: w.execute(f"UPDATE {pg_schema}.account SET balance = 2 WHERE id = 1")))
+        wait_for(lambda: pg_admin.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                          "AND application_name LIKE 'HIS-nurse-%'").fetchone() == (2,),
+                 "both sessions to wait for the row lock")
         time.sleep(1.5)
         target = pg_target(driver)
-        over_a_second = {"warn": "> 1", "crit": "> 600"}
-        lock = run_check(ctx, target, "postgres", "pg.lock_waits", {"pg.lock_waits": over_a_second})[0]
-        assert lock.status == Status.WARNING and lock.value is not None and lock.value > 1
-        assert lock.metrics["waiting_sessions"] >= 1
-        chain = run_check(ctx, target, "postgres", "pg.blocking", {"pg.blocking": over_a_second})[0]
-        assert chain.status == Status.WARNING
-        pair = [f for f in chain.findings if f.evidence["blocking_pid"] == holder_pid and f.evidence["blocked_pid"] == waiter_pid]
-        assert len(pair) == 1
-        assert pair[0].fingerprint == f"pg.blocking:{holder_pid}/{waiter_pid}"
-        assert pair[0].attributes["blocking_state"] == "idle in transaction"
-        assert pair[0].sql_text == f"UPDATE {pg_schema}.account SET balance = ? WHERE id = ?", "literals stripped"
+        fast = {"pg.blocking": {"warn": "> 1", "crit": "> 600", "min_duration": "1s"}}
+        first = run_check(ctx, target, "postgres", "pg.blocking", fast)[0]
+        assert first.status == Status.WARNING and first.value is not None and first.value > 1
+        mine = [f for f in first.findings if f.attributes["session_id"] == str(holder_pid)]
+        assert len(mine) == 1, [f.title for f in first.findings]
+        finding = mine[0]
+        assert finding.attributes["application"] == "HIS-cashier"
+        assert finding.attributes["state"] == "idle in transaction" and finding.attributes["ended"] == "no"
+        assert finding.evidence["most_blocked_at_once"] == 2
+        assert finding.sql_text == f"UPDATE {pg_schema}.account SET balance = ? WHERE id = ?", "literals stripped"
+        assert f"Root blocker session {holder_pid} (application HIS-cashier" in finding.title
+        time.sleep(1.0)
+        second = run_check(ctx, target, "postgres", "pg.blocking", fast)[0]
+        again = [f for f in second.findings if f.attributes["session_id"] == str(holder_pid)]
+        assert [f.fingerprint for f in again] == [finding.fingerprint]
+        assert again[0].evidence["duration_seconds"] > finding.evidence["duration_seconds"]
     finally:
         holder.rollback()
         holder.close()
-        blocked.join()
-        waiter.close()
-    assert blocked.error is None
+        for b in blocked:
+            b.join()
+        for w in waiters:
+            w.close()
+    assert all(b.error is None for b in blocked)
+    ended = run_check(ctx, pg_target(driver), "postgres", "pg.blocking", fast)[0]
+    last = [f for f in ended.findings if f.attributes["session_id"] == str(holder_pid)]
+    assert [f.fingerprint for f in last] == [finding.fingerprint] and last[0].attributes["ended"] == "yes"
+    assert ended.status == Status.OK
 
 
 def test_long_running_query(driver: str, ctx: RunContext, pg_admin: psycopg.Connection[Any]) -> None:
@@ -82,7 +98,7 @@ def test_idle_in_transaction(driver: str, ctx: RunContext, pg_admin: psycopg.Con
         time.sleep(1.5)
         res = run_check(ctx, pg_target(driver), "postgres", "pg.idle_in_transaction",
                         {"pg.idle_in_transaction": {"warn": "> 1"}})[0]
-        assert res.status == Status.WARNING and res.metrics["sessions"] >= 1
+        assert res.status == Status.WARNING and res.metrics["count"] >= 1
     finally:
         idle.rollback()
         idle.close()
@@ -112,6 +128,24 @@ def test_sequence_near_exhaustion(driver: str, ctx: RunContext, pg_admin: psycop
     mine = [f for f in res.findings if f.object == seq]
     assert len(mine) == 1 and mine[0].evidence["percent_used"] == pytest.approx(96.97)
     assert res.status == Status.CRITICAL and res.value is not None and res.value >= 96.97
+
+
+@pytest.mark.parametrize("link", ["owned by", "column default"])
+def test_bigint_sequence_on_an_int4_key(link: str, driver: str, ctx: RunContext, pg_admin: psycopg.Connection[Any],
+                                        pg_schema: str) -> None:
+    """The sequence has room until 9.2e18; the integer key it feeds overflows at 2147483647."""
+    seq, table = f"{pg_schema}.order_id_seq", f"{pg_schema}.orders"
+    pg_admin.execute(f"CREATE SEQUENCE {seq} AS bigint")
+    pg_admin.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY DEFAULT nextval('{seq}'), note text)")
+    if link == "owned by":
+        pg_admin.execute(f"ALTER SEQUENCE {seq} OWNED BY {table}.id")
+    pg_admin.execute(f"SELECT setval('{seq}', 2100000000)")
+    res = run_check(ctx, pg_target(driver), "postgres", "pg.sequence_exhaustion")[0]
+    mine = [f for f in res.findings if f.object == seq]
+    assert len(mine) == 1, [f.object for f in res.findings]
+    assert mine[0].attributes == {"data_type": "bigint", "column_type": "integer"}
+    assert mine[0].evidence["max_value"] == 2147483647 and mine[0].evidence["percent_used"] == pytest.approx(97.79, abs=0.01)
+    assert res.status == Status.CRITICAL
 
 
 def test_unused_index(driver: str, ctx: RunContext, pg_admin: psycopg.Connection[Any], pg_schema: str) -> None:

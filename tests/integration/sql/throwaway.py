@@ -49,26 +49,68 @@ def _wait_port(port: int, what: str, timeout: float = 30.0) -> None:
     raise AssertionError(f"{what} did not start listening on {port}")
 
 
+def _pg_bindir() -> Path:
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    require(bool(bins), "PostgreSQL server binaries (/usr/lib/postgresql/*/bin/pg_ctl)")
+    return Path(bins[-1]).parent
+
+
+class PgCluster:
+    """One private cluster in `work` on its own port, started and stopped by the test (trust auth, 127.0.0.1)."""
+
+    def __init__(self, work: Path, name: str, settings: tuple[str, ...] = ()) -> None:
+        self.bindir = _pg_bindir()
+        self.prefix = _as_service_user("postgres")
+        self.work = work
+        self.data = work / name
+        self.log = work / f"{name}.log"
+        self.port = free_port()
+        self.settings = settings
+
+    def run(self, program: str, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([*self.prefix, str(self.bindir / program), *args], check=True, capture_output=True,
+                              timeout=timeout)
+
+    def initdb(self) -> PgCluster:
+        self.run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        return self
+
+    def start(self) -> PgCluster:
+        options = " ".join([f"-p {self.port}", "-c listen_addresses=127.0.0.1", f"-c unix_socket_directories={self.work}",
+                            "-c fsync=off", *(f"-c {s}" for s in self.settings)])
+        self.run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "start")
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        subprocess.run([*self.prefix, str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"],
+                       capture_output=True, timeout=120)
+
+    def conninfo(self, dbname: str = "postgres") -> dict[str, object]:
+        return {"host": "127.0.0.1", "port": self.port, "user": "postgres", "dbname": dbname}
+
+
+def scratch(user: str = "postgres") -> Path:
+    """A temporary directory the database server's user may write (removed by the caller)."""
+    return _workdir(user)
+
+
+def give(path: Path, user: str = "postgres") -> Path:
+    """Hand a file or directory the test made to the server's user (when the tests run as root)."""
+    if os.geteuid() == 0:
+        shutil.chown(path, user, user)
+    return path
+
+
 @contextmanager
 def postgres_cluster(*settings: str) -> Iterator[int]:
     """initdb + pg_ctl start of a private cluster on a free port (trust auth, 127.0.0.1 only); yields the port."""
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    require(bool(bins), "PostgreSQL server binaries (/usr/lib/postgresql/*/bin/pg_ctl)")
-    bindir = Path(bins[-1]).parent
-    prefix = _as_service_user("postgres")
     work = _workdir("postgres")
-    data = work / "data"
-    port = free_port()
+    cluster = PgCluster(work, "data", settings)
     try:
-        subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                        "--no-sync"], check=True, capture_output=True)
-        options = " ".join([f"-p {port}", "-c listen_addresses=127.0.0.1", f"-c unix_socket_directories={work}",
-                            "-c fsync=off", *(f"-c {s}" for s in settings)])
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(work / "log"), "-w", "start"],
-                       check=True, capture_output=True)
-        yield port
+        cluster.initdb().start()
+        yield cluster.port
     finally:
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        cluster.stop("immediate")
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -90,7 +132,9 @@ def mariadb_instance(*options: str) -> Iterator[int]:
                         "--skip-test-db", *user], check=True, capture_output=True)
         proc = subprocess.Popen(
             [*prefix, server, "--no-defaults", f"--datadir={data}", f"--port={port}", "--bind-address=127.0.0.1",
-             f"--socket={work}/mysqld.sock", f"--pid-file={work}/mysqld.pid", "--skip-log-bin", "--innodb-buffer-pool-size=16M",
+             f"--socket={work}/mysqld.sock", f"--pid-file={work}/mysqld.pid",
+             *(() if any(o.startswith("--log-bin") for o in options) else ("--skip-log-bin",)),
+             "--innodb-buffer-pool-size=16M",
              *user, *options],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
