@@ -10,7 +10,6 @@ blocked at 03:10 even though nothing blocks at 08:00. The result's value is the 
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -21,7 +20,7 @@ from checks.result import Finding, Result, Status
 from checks.spec import CheckSpec, Duration
 from checks.sql.kinds import Cells, ShapeError, SqlCheck, check_template, fmt_number, number_or_text
 from checks.sql.maintenance import Remembered, SessionFilter
-from checks.sql.rows import Rows, ServerInfo
+from checks.sql.rows import Rows, ServerInfo, cell_text, iso_utc
 
 if TYPE_CHECKING:
     from checks.sql.session import Session
@@ -60,16 +59,6 @@ class Forest:
         return out
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace").strip()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
 def forest_of(rows: Rows) -> Forest:
     """Build the chains from the rows; raises ShapeError when a required column is missing."""
     missing = [c for c in REQUIRED if c not in rows.columns]
@@ -79,15 +68,15 @@ def forest_of(rows: Rows) -> Forest:
     idx = {c: i for i, c in enumerate(rows.columns)}
     forest = Forest()
     for row in rows.rows:
-        sid = _text(row[idx["session_id"]])
+        sid = cell_text(row[idx["session_id"]])
         if not sid:
             continue
         cells = {c: row[i] for c, i in idx.items()}
         known = forest.sessions.setdefault(sid, {})
         for c, v in cells.items():
-            if v is not None and _text(v) and not _text(known.get(c)):
+            if v is not None and cell_text(v) and not cell_text(known.get(c)):
                 known[c] = v
-        blocker = _text(row[idx["blocked_by"]])
+        blocker = cell_text(row[idx["blocked_by"]])
         if blocker and blocker != sid:
             forest.blockers.setdefault(sid, set()).add(blocker)
             forest.sessions.setdefault(blocker, {"session_id": blocker})
@@ -178,7 +167,7 @@ crit: "> 120"
         if not dropped:
             return rows, []
         i = rows.columns.index("session_id")
-        kept = [row for row in rows.rows if _text(row[i]) not in dropped]
+        kept = [row for row in rows.rows if cell_text(row[i]) not in dropped]
         return Rows(columns=rows.columns, rows=kept, truncated=rows.truncated), reasons
 
     def evaluate(self, rows: Rows, server: ServerInfo) -> list[Result]:
@@ -199,7 +188,7 @@ crit: "> 120"
         current: dict[str, tuple[str, set[str]]] = {}
         for root, victims in forest.roots().items():
             row = forest.sessions.get(root, {})
-            identity = f"{root}@{_text(row.get('session_start'))}" if _text(row.get("session_start")) else root
+            identity = f"{root}@{cell_text(row.get('session_start'))}" if cell_text(row.get("session_start")) else root
             current[identity] = (root, victims)
         findings: list[Finding] = []
         longest_now = max((forest.waits.get(v, 0.0) for _, vs in current.values() for v in vs), default=0.0)
@@ -208,9 +197,9 @@ crit: "> 120"
             ep = episodes.get(identity)
             if ep is None:
                 ep = Episode(session_id=root, identity=identity, first_seen=now, last_seen=now,
-                             attributes={c: _text(row.get(c)) for c in ATTRIBUTES if _text(row.get(c))})
+                             attributes={c: cell_text(row.get(c)) for c in ATTRIBUTES if cell_text(row.get(c))})
                 episodes[identity] = ep
-            query = _text(row.get("query"))
+            query = cell_text(row.get("query"))
             if query:
                 ep.query = normalize_sql(query, server.dialect)
             wait = max((forest.waits.get(v, 0.0) for v in victims), default=0.0)
@@ -247,10 +236,10 @@ crit: "> 120"
     def _finding(self, ep: Episode, row: dict[str, Any], *, ended: bool, ended_at: float | None = None) -> Finding:
         who = _who(ep.attributes)
         attributes = dict(ep.attributes)
-        attributes.update(session_id=ep.session_id, first_seen=_iso(ep.first_seen), ended="yes" if ended else "no")
+        attributes.update(session_id=ep.session_id, first_seen=iso_utc(ep.first_seen), ended="yes" if ended else "no")
         if ended_at is not None:
-            attributes["ended_at"] = _iso(ended_at)
-        cells = Cells({c: _text(v) for c, v in row.items()})
+            attributes["ended_at"] = iso_utc(ended_at)
+        cells = Cells({c: cell_text(v) for c, v in row.items()})
         cells.update(session_id=ep.session_id, who=who or "unknown session", victims=str(max(ep.most_victims, len(ep.victims_seen))),
                      duration=fmt_number(round(ep.duration, 1)), longest_wait=fmt_number(round(ep.longest_wait, 1)),
                      ended=" (ended)" if ended else "")
@@ -271,14 +260,10 @@ def _who(attributes: dict[str, Any]) -> str:
     """application/program, user and client of a session, the attribution every session finding carries."""
     parts = []
     for col, name in (("application", "application"), ("program", "program"), ("username", "user"), ("client", "client")):
-        text = _text(attributes.get(col))
+        text = cell_text(attributes.get(col))
         if text:
             parts.append(f"{name} {text[:80]}")
     return ", ".join(parts)
-
-
-def _iso(unix: float) -> str:
-    return dt.datetime.fromtimestamp(unix, dt.timezone.utc).isoformat(timespec="seconds") if unix else ""
 
 
 SPECS: dict[str, type[CheckSpec]] = {"sql.blocking": SqlBlocking}

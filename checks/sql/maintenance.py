@@ -24,23 +24,15 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from checks.spec import Regex
+from checks.sql.rows import cell_text
 
 SESSION_COLUMNS = ("application", "program", "username", "query", "command")
 """Row columns the filter reads (lower-cased, as the rows carry them)."""
-
-
-def _regex(v: str) -> str:
-    try:
-        re.compile(v)
-    except re.error as exc:
-        raise ValueError(f"bad regular expression {v!r}: {exc}") from None
-    return v
-
-
-Pattern = Annotated[str, AfterValidator(_regex)]
 
 
 @dataclass(frozen=True)
@@ -85,7 +77,7 @@ class MaintenanceSessions(BaseModel):
     applications: tuple[str, ...] = Field((), description="Application names (globs), e.g. nightly-yeardb-*.")
     programs: tuple[str, ...] = Field((), description="Client programs (globs), e.g. expdp*.")
     users: tuple[str, ...] = Field((), description="Logins (globs) whose sessions are maintenance, e.g. etl_batch.")
-    queries: tuple[Pattern, ...] = Field((), description=r"Regular expressions searched in the statement text, e.g. ^CALL his\.move_year.")
+    queries: tuple[Regex, ...] = Field((), description=r"Regular expressions searched in the statement text, e.g. ^CALL his\.move_year.")
     builtin: bool = Field(True, description="Also leave out pg_dump, pg_basebackup, mysqldump, RMAN, BACKUP/RESTORE...")
 
 
@@ -106,22 +98,14 @@ class SessionFilter:
         """What made the row maintenance ("application pg_dump"), or None."""
         for column, patterns in (("application", self.applications), ("program", self.programs),
                                  ("username", self.users)):
-            value = _text(row.get(column))
+            value = cell_text(row.get(column))
             if value and any(fnmatch.fnmatchcase(value.lower(), p.lower()) for p in patterns):
                 return f"{column} {value}"
         for column in ("command", "query"):
-            text = _text(row.get(column))
+            text = cell_text(row.get(column))
             if text and any(p.search(text) for p in self._compiled):
                 return f"{column} pattern"
         return None
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace").strip()
-    return str(value).strip()
 
 
 @lru_cache(maxsize=256)
@@ -152,8 +136,8 @@ class Remembered:
 
     @staticmethod
     def key(row: Mapping[str, Any]) -> str | None:
-        sid = _text(row.get("session_id"))
-        return f"{sid}@{_text(row.get('session_start'))}" if sid else None
+        sid = cell_text(row.get("session_id"))
+        return f"{sid}@{cell_text(row.get('session_start'))}" if sid else None
 
     def judge(self, row: Mapping[str, Any], which: SessionFilter) -> str | None:
         """Why the session of `row` is maintenance (now or earlier), remembering it; None when it is not."""

@@ -12,7 +12,6 @@ new plan is the usual one). Baselines are kept in the agent's state directory, s
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
@@ -22,7 +21,7 @@ from checks.probe_state import ProbeState
 from checks.result import Finding, Result, Status
 from checks.spec import CheckSpec, Duration
 from checks.sql.kinds import ShapeError, SqlCheck, fmt_number, number_or_text
-from checks.sql.rows import Rows, ServerInfo
+from checks.sql.rows import Rows, ServerInfo, cell_text, iso_utc
 
 if TYPE_CHECKING:
     from checks.sql.session import Session
@@ -30,20 +29,6 @@ if TYPE_CHECKING:
 REQUIRED = ("statement", "executions", "total_ms")
 FORGET_AFTER_S = 7 * 86400.0
 """A statement not seen for this long leaves the state (it left the plan cache / top list)."""
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        return "0x" + value.hex().upper()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
-def _iso(unix: float) -> str:
-    return dt.datetime.fromtimestamp(unix, dt.timezone.utc).isoformat(timespec="seconds")
 
 
 class SqlPlans(SqlCheck):
@@ -96,19 +81,19 @@ warn: "> 0"
         idx = {c: i for i, c in enumerate(rows.columns)}
         out: dict[str, dict[str, Any]] = {}
         for row in rows.rows:
-            stmt = _text(row[idx["statement"]])
+            stmt = cell_text(row[idx["statement"]])
             execs = number_or_text(row[idx["executions"]])
             total = number_or_text(row[idx["total_ms"]])
             if not stmt or execs is None or total is None:
                 continue
-            plan = _text(row[idx["plan"]]) if "plan" in idx else ""
+            plan = cell_text(row[idx["plan"]]) if "plan" in idx else ""
             entry = out.setdefault(stmt, {"plans": {}, "query": "", "object": ""})
             seen = entry["plans"].get(plan, [0.0, 0.0])
             entry["plans"][plan] = [seen[0] + execs, seen[1] + total]
             if "query" in idx and row[idx["query"]] is not None and not entry["query"]:
                 entry["query"] = normalize_sql(str(row[idx["query"]]), dialect)
             if "object" in idx and row[idx["object"]] is not None:
-                entry["object"] = _text(row[idx["object"]])
+                entry["object"] = cell_text(row[idx["object"]])
         return out
 
     def track(self, rows: Rows, server: ServerInfo, data: dict[str, Any], now: float) -> list[Result]:
@@ -207,7 +192,7 @@ warn: "> 0"
             fingerprint=f"{self.id}:{stmt}:{r['after_plan']}" if r["after_plan"] else f"{self.id}:{stmt}",
             title=title,
             object=r.get("object") or stmt,
-            recommendation=(f"Statement {stmt} {what} since about {_iso(float(r['noticed']))}. Compare the two plans "
+            recommendation=(f"Statement {stmt} {what} since about {iso_utc(float(r['noticed']))}. Compare the two plans "
                             "(Oracle: DBMS_XPLAN.DISPLAY_CURSOR / DISPLAY_AWR; SQL Server: Query Store or the plan "
                             "cache; PostgreSQL: EXPLAIN (ANALYZE, BUFFERS)); look for statistics gathered or an index "
                             "changed just before. Pin the good plan (SQL plan baseline, Query Store forcing) only with "
@@ -216,7 +201,7 @@ warn: "> 0"
             evidence={"before_ms": round(r["before_ms"], 3), "after_ms": round(r["after_ms"], 3),
                       "ratio": round(ratio, 2), "executions": float(r["executions"])},
             attributes={"statement": stmt, "kind": r["kind"], "before_plan": r["before_plan"],
-                        "after_plan": r["after_plan"], "noticed": _iso(float(r["noticed"]))},
+                        "after_plan": r["after_plan"], "noticed": iso_utc(float(r["noticed"]))},
         )
 
 

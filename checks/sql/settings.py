@@ -9,7 +9,6 @@ design (`replica_ignore`: a standby's recovery settings, server ids).
 
 from __future__ import annotations
 
-import datetime as dt
 import fnmatch
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -21,26 +20,12 @@ from checks.result import Finding, Outcome, Result, Status
 from checks.spec import CheckSpec, Duration
 from checks.sql.errors import SqlFailure
 from checks.sql.kinds import ShapeError, SqlCheck
-from checks.sql.rows import Rows, ServerInfo
+from checks.sql.rows import Rows, ServerInfo, cell_text, iso_utc
 
 if TYPE_CHECKING:
     from checks.sql.session import Session
 
 Snapshot = dict[str, str]
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace").strip()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
-def _iso(unix: float) -> str:
-    return dt.datetime.fromtimestamp(unix, dt.timezone.utc).isoformat(timespec="seconds")
 
 
 class SqlSettings(SqlCheck):
@@ -82,9 +67,9 @@ warn: "> 0"
         ni, vi = rows.columns.index("name"), rows.columns.index("value")
         out: Snapshot = {}
         for row in rows.rows:
-            name = _text(row[ni])
+            name = cell_text(row[ni])
             if name and not self._ignored(name, self.ignore):
-                out[name] = _text(row[vi])
+                out[name] = cell_text(row[vi])
         return out
 
     def evaluate(self, rows: Rows, server: ServerInfo) -> list[Result]:
@@ -137,10 +122,10 @@ warn: "> 0"
             fingerprint=f"{self.id}:changed:{name}={'' if new is None else new}",
             title=f"Setting {name} {what}: {_shown(old)} -> {_shown(new)}",
             object=name,
-            recommendation=(f"{name} was {_shown(old)} and is {_shown(new)} since about {_iso(float(change['at']))}. "
+            recommendation=(f"{name} was {_shown(old)} and is {_shown(new)} since about {iso_utc(float(change['at']))}. "
                             "Confirm it was a planned, recorded change (the maintenance contract asks for a record of "
                             "every manual database operation); if not, find who changed it and set it back."),
-            attributes={"setting": name, "before": _shown(old), "after": _shown(new), "noticed": _iso(float(change["at"]))},
+            attributes={"setting": name, "before": _shown(old), "after": _shown(new), "noticed": iso_utc(float(change["at"]))},
         )
 
     def _against_primary(self, result: Result, mine: Snapshot, primary_name: str, ctx: RunContext) -> None:

@@ -11,6 +11,8 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -119,6 +121,23 @@ def run_check(ctx: RunContext, target: Target, pack: str, check_id: str,
     specs = load_checks([PackRef(f"builtin:{pack}", target.name)], overrides=overrides).specs
     spec = next(s for s in specs if s.id == check_id)
     return spec.probe(ctx)
+
+
+def pack_check(ctx: RunContext, pack: str, target: str, check_id: str,
+               overrides: dict[str, dict[str, Any]] | None = None) -> list[Result]:
+    """Run one check of a built-in pack bound to `target`, a target already in ctx.targets (a throwaway server)."""
+    specs = load_checks([PackRef(f"builtin:{pack}", target)], overrides=overrides).specs
+    return next(s for s in specs if s.id == check_id).probe(ctx)
+
+
+@contextmanager
+def targets_context(targets: dict[str, Target], state_dir: Path) -> Iterator[RunContext]:
+    """A run context for throwaway servers' targets with a state directory (settings snapshots, baselines)."""
+    context = RunContext(targets=targets, state_dir=state_dir)
+    try:
+        yield context
+    finally:
+        close_sessions(context.resources)
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:

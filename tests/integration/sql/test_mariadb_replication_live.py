@@ -21,12 +21,10 @@ import pymysql
 import pytest
 
 from checks.context import RunContext
-from checks.pack import PackRef, load_checks
 from checks.result import Result, Status
-from checks.sql.session import close_sessions
 from checks.sql.target import Target
 from tests.conftest import require
-from tests.integration.sql.conftest import Background, wait_for
+from tests.integration.sql.conftest import Background, pack_check, targets_context, wait_for
 from tests.integration.sql.throwaway import mariadb_instance
 
 pytestmark = pytest.mark.integration
@@ -76,14 +74,12 @@ def pair() -> Iterator[Pair]:
 
 @pytest.fixture
 def ctx(pair: Pair, tmp_path: Path) -> Iterator[RunContext]:
-    context = RunContext(targets=pair.targets(), state_dir=tmp_path / "state")
-    yield context
-    close_sessions(context.resources)
+    with targets_context(dict(pair.targets()), tmp_path / "state") as context:
+        yield context
 
 
 def check(ctx: RunContext, target: str, check_id: str, overrides: dict[str, dict[str, Any]] | None = None) -> list[Result]:
-    specs = load_checks([PackRef("builtin:mysql", target)], overrides=overrides).specs
-    return next(s for s in specs if s.id == check_id).probe(ctx)
+    return pack_check(ctx, "mysql", target, check_id, overrides)
 
 
 def test_a_healthy_replica(pair: Pair, ctx: RunContext) -> None:

@@ -31,11 +31,10 @@ from agent.runner import run_once
 from checks.context import RunContext
 from checks.pack import PackRef, load_checks
 from checks.result import Outcome, Result, Status
-from checks.sql.session import close_sessions
 from checks.sql.target import Target
 from protos import patrol_pb2
 from tests.integration.agent.scripted_collector import ScriptedCollector
-from tests.integration.sql.conftest import Background, wait_for
+from tests.integration.sql.conftest import Background, pack_check, targets_context, wait_for
 from tests.integration.sql.throwaway import PgCluster, give, scratch
 
 pytestmark = pytest.mark.integration
@@ -100,14 +99,12 @@ def pair() -> Iterator[Pair]:
 
 @pytest.fixture
 def ctx(pair: Pair, tmp_path: Path) -> Iterator[RunContext]:
-    context = RunContext(targets=pair.targets(), state_dir=tmp_path / "state")
-    yield context
-    close_sessions(context.resources)
+    with targets_context(dict(pair.targets()), tmp_path / "state") as context:
+        yield context
 
 
 def check(ctx: RunContext, target: str, check_id: str, overrides: dict[str, dict[str, Any]] | None = None) -> list[Result]:
-    specs = load_checks([PackRef("builtin:postgres", target)], overrides=overrides).specs
-    return next(s for s in specs if s.id == check_id).probe(ctx)
+    return pack_check(ctx, "postgres", target, check_id, overrides)
 
 
 def test_a_healthy_pair(pair: Pair, ctx: RunContext) -> None:
