@@ -7,7 +7,17 @@ import socket
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from checks.result import Finding, Outcome, Result, Status, duration_us, ms_from_us, seconds_from_ms, unix_ms
+from checks.result import (
+    Finding,
+    Outcome,
+    Result,
+    Status,
+    duration_us,
+    ms_from_us,
+    seconds_from_ms,
+    unix_ms,
+    whole_seconds,
+)
 from checks.spec import CheckSpec
 from protos import patrol_pb2
 from service.version import version
@@ -99,7 +109,7 @@ def check_info(spec: CheckSpec, targets: Mapping[str, Any]) -> patrol_pb2.CheckI
         runbook=spec.runbook,
         labels=labels,
         parent=spec.parent or "",
-        for_s=0 if spec.for_ is None else min(_UINT32_MAX, max(0, round(spec.for_))),
+        for_s=0 if spec.for_ is None else whole_seconds(spec.for_),
     )
 
 

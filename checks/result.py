@@ -63,6 +63,11 @@ def duration_us(duration_ms: float) -> int:
     return min(_UINT32_MAX, max(0, round(duration_ms * 1000)))
 
 
+def whole_seconds(seconds: float) -> int:
+    """A duration in seconds as the wire's uint32 seconds (CheckInfo.for_s), clamped."""
+    return min(_UINT32_MAX, max(0, round(seconds)))
+
+
 def ms_from_us(us: int) -> float:
     return us / 1000.0
 

@@ -35,18 +35,20 @@ CONNECTIONS = Signal(
     {"postgres": ("pg.connections",), "mysql": ("mysql.connections",), "oracle": ("oracle.sessions.pct_of_limit",)})
 LOCK_WAIT = Signal(
     "Longest lock wait", "Seconds the longest-waiting session has waited for a lock. A cashier or nurse screen "
-    "that hangs is usually this; the blocking chains are DBA findings.", "s",
-    {"postgres": ("pg.lock_waits",), "mysql": ("mysql.lock_waits",), "oracle": ("oracle.locks.blocked_wait",),
-     "mssql": ("mssql.locks.blocked_wait",)})
+    "that hangs is usually this; the root blockers are DBA findings, kept after the chain ends.", "s",
+    {"postgres": ("pg.blocking",), "mysql": ("mysql.blocking",), "oracle": ("oracle.locks.blocking",),
+     "mssql": ("mssql.locks.blocking",)})
 IDLE_IN_TRANSACTION = Signal(
     "Longest idle open transaction", "Seconds the oldest session has sat idle inside an open transaction: it "
-    "holds locks and stops cleanup. Oracle's pack has no such check.", "s",
+    "holds locks and stops cleanup.", "s",
     {"postgres": ("pg.idle_in_transaction",), "mysql": ("mysql.idle_in_transaction",),
-     "mssql": ("mssql.sessions.sleeping_open_tran",)})
+     "oracle": ("oracle.transactions.idle",), "mssql": ("mssql.sessions.sleeping_open_tran",)})
 LONG_QUERY = Signal(
-    "Longest running statement", "Seconds the longest active statement (or MySQL transaction) has run. Report "
-    "queries belong on a replica or the year database.", "s",
-    {"postgres": ("pg.long_queries",), "mysql": ("mysql.long_queries", "mysql.long_transactions")})
+    "Longest running statement", "Seconds the longest active statement (or transaction) has run; backups and "
+    "other maintenance sessions are left out. Report queries belong on a replica or the year database.", "s",
+    {"postgres": ("pg.long_queries",), "mysql": ("mysql.long_queries", "mysql.long_transactions"),
+     "oracle": ("oracle.sessions.long_running", "oracle.transactions.long"),
+     "mssql": ("mssql.requests.long_running", "mssql.transactions.long")})
 UPTIME = Signal(
     "Server uptime", "Seconds since the database server started; yellow for ten minutes after a restart, which "
     "is a crash or an OOM kill unless it was planned.", "s",
@@ -61,10 +63,9 @@ REPLICATION_LAG = Signal(
     {"postgres": ("pg.replication.lag", "pg.replication.replay_delay"), "mysql": ("mysql.replication.lag",),
      "oracle": ("oracle.dataguard.lag",), "mssql": ("mssql.ag.secondary_lag",)})
 BACKUP_AGE = Signal(
-    "Backup age", "Seconds since the last good backup (RMAN database and archive log backups, SQL Server full, "
-    "differential and log backups). The PostgreSQL pack checks WAL archiving instead (the Database "
-    "dashboard's 'Backup, archiving and job checks').", "s",
-    {"oracle": ("oracle.rman.backup_age",),
+    "Backup age", "Seconds since the last good backup (PostgreSQL base backups while WAL archiving is on, RMAN "
+    "database and archive log backups, SQL Server full, differential and log backups).", "s",
+    {"postgres": ("pg.backup.age",), "oracle": ("oracle.rman.backup_age",),
      "mssql": ("mssql.backup.full_age", "mssql.backup.diff_age", "mssql.backup.log_age")})
 MAINTENANCE_AGE = Signal(
     "Vacuum and statistics age", "Hours since the most neglected table (over 1000 dead or changed rows) was "
