@@ -70,7 +70,8 @@ Values people write:
 Every failure to measure is UNKNOWN with an outcome from a closed set (timeout, connection_refused,
 dns_error, tls_error, auth_failed, too_many_clients, protocol_error, content_mismatch, not_found,
 permission_denied, unsafe_session, internal_error); UNKNOWN is never shown as OK. A database target's
-reachability check (`sql.reachable`) is the exception: it reports its failure as CRITICAL with the outcome.
+reachability check (`sql.reachable`) reports its failure as CRITICAL with the outcome, as interface checks do;
+the target's other checks are then UNKNOWN and name it as their parent.
 """
 
 
