@@ -92,7 +92,7 @@ def test_database_packs_that_cannot_run_here_still_validate(pack: str) -> None:
 def test_check_run_names_a_missing_target(tmp_path: Path) -> None:
     out = xunjian("check", "run", "builtin:postgres")
     assert out.returncode == 78
-    assert "postgres.yaml:9: checks[0].target: required for kind sql.metric" in out.stderr
+    assert "postgres.yaml:12: checks[0].target: required for kind sql.reachable" in out.stderr
 
 
 def plugin_pack(tmp_path: Path, *codes: int) -> Path:
