@@ -80,6 +80,8 @@ class SpoolSection(_Section):
 class PackEntry(_Section):
     pack: str = Field(description="builtin:NAME, a file or a glob.")
     target: str | None = Field(None, description="Bind the pack's checks to this target.")
+    system: str | None = Field(None, description="The hospital system (HIS, LIS, EMR...) every check of the pack belongs "
+                               "to, e.g. a database pack bound to the HIS database; agent.yaml overrides still win.")
 
 
 class CommandsSection(_Section):
@@ -209,7 +211,7 @@ def _pack_refs(raw: list[Any], targets: Mapping[str, Any], src: YamlSource) -> l
         entry = validate(PackEntry, item, src, ("packs", i))
         if entry.target is not None and entry.target not in targets:
             raise src.error(("packs", i, "target"), _unknown_target_message(entry.target, targets))
-        refs.append(PackRef(entry.pack, entry.target))
+        refs.append(PackRef(entry.pack, entry.target, entry.system))
     return refs
 
 

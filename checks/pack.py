@@ -39,6 +39,8 @@ class PackRef:
 
     pack: str
     target: str | None = None
+    system: str | None = None
+    """The hospital system every check of the pack belongs to (a DB pack bound to the HIS database is HIS)."""
 
 
 SeriesId = tuple[str, str]
@@ -115,7 +117,8 @@ def load_checks(
                 raise
             raise refs_source.error(("packs", i), exc.message) from None
         for path in paths:
-            load_pack_into(path, result, overrides or {}, overrides_source, bind_target=pref.target)
+            load_pack_into(path, result, overrides or {}, overrides_source, bind_target=pref.target,
+                           bind_system=pref.system)
     link_parents(result)
     known = {cid for cid, _ in result.origin} | {f"{cid}@{t}" for cid, t in result.origin if t}
     unknown = sorted(set(overrides or {}) - known)
@@ -182,6 +185,7 @@ def load_pack_into(
     overrides: Mapping[str, Mapping[str, Any]],
     overrides_source: YamlSource | None,
     bind_target: str | None = None,
+    bind_system: str | None = None,
 ) -> None:
     src = load_yaml(path)
     data = src.data
@@ -206,7 +210,7 @@ def load_pack_into(
             with contextlib.suppress(ValueError):
                 known_defaults |= yaml_keys(spec_class(str(raw["kind"])))
         try:
-            spec = _load_check(src, i, raw, defaults, overrides, overrides_source, bind_target)
+            spec = _load_check(src, i, raw, defaults, overrides, overrides_source, bind_target, bind_system)
         except ConfigError as exc:
             errors.extend(exc.errors if isinstance(exc, ConfigErrors) else [exc])
             continue
@@ -236,6 +240,7 @@ def _load_check(
     overrides: Mapping[str, Mapping[str, Any]],
     overrides_source: YamlSource | None,
     bind_target: str | None = None,
+    bind_system: str | None = None,
 ) -> CheckSpec:
     path = ("checks", index)
     if not isinstance(raw, dict):
@@ -253,6 +258,8 @@ def _load_check(
     merged.update(raw)
     if bind_target and not merged.get("target"):
         merged["target"] = bind_target
+    if bind_system:
+        merged["system"] = bind_system
     if cls.needs_target and not merged.get("target"):
         raise src.error((*path, "target"), f"required for kind {cls.model_fields['kind'].default}: the name of a "
                         "target in agent.yaml (or bind the pack to a target in agent.yaml packs:)")

@@ -200,3 +200,16 @@ def test_command_checks_must_be_allowed(tmp_path: Path) -> None:
         f"{origin}:3: command: check 'plugin.disk' runs /usr/lib/nagios/plugins/check_disk, "
         "which is not in commands.allow of agent.yaml"
     )
+
+
+def test_a_pack_bound_in_agent_yaml_can_say_which_system_it_patrols(tmp_path: Path) -> None:
+    """A built-in DB pack bound to the HIS database belongs to HIS on the wall and in incidents; overrides still win."""
+    pack = tmp_path / "db.yaml"
+    pack.write_text("pack: db\ndefaults: {system: other}\nchecks:\n"
+                    "  - {id: db.up, kind: tcp, host: 127.0.0.1, port: 5432}\n"
+                    "  - {id: db.other, kind: tcp, host: 127.0.0.1, port: 5433, system: LIS}\n", encoding="utf-8")
+    path = write(tmp_path, 'collector: {addresses: ["c:9470"]}\n'
+                           "packs:\n  - {pack: db.yaml, system: HIS}\n"
+                           "overrides:\n  db.other: {system: PACS}\n")
+    cfg = load_agent_config(path)
+    assert {s.id: s.system for s in cfg.checks.specs} == {"db.up": "HIS", "db.other": "PACS"}
