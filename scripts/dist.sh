@@ -79,10 +79,16 @@ bundle="$stage/$name"
 mkdir -p "$bundle/docs"
 cp -r "$wheelhouse" "$bundle/wheelhouse"
 cp -r "$stage/src/deploy" "$bundle/deploy"
-cp "$stage/src/docs/deploy.md" "$bundle/docs/deploy.md"
+cp "$stage/src/docs/"*.md "$bundle/docs/"
+# The Grafana wall and the alert rules are files a hospital imports (Grafana provisioning, Prometheus rule_files).
+mkdir -p "$bundle/dashboards"
+for part in json provisioning rules previews prometheus.example.yml; do
+  cp -r "$stage/src/dashboards/$part" "$bundle/dashboards/$part"
+done
 cat > "$bundle/INSTALL.txt" <<EOF
 xunjian $version for CPython $DIST_PYTHON_VERSION on Linux $DIST_ARCH with glibc $DIST_GLIBC or newer.
-Extras included: ${DIST_EXTRAS:-none}. The full guide is docs/deploy.md.
+Extras included: ${DIST_EXTRAS:-none}. The full guide is docs/deploy.md; the Grafana dashboards and
+alert rules are in dashboards/ (docs/dashboards.md).
 
   (cd wheelhouse && sha256sum -c SHA256SUMS)
   python$DIST_PYTHON_VERSION -m venv /opt/xunjian

@@ -50,7 +50,8 @@ def venv(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         tar.extractall(where, filter="data")
     (unpacked,) = where.iterdir()
     for shipped in ("deploy/systemd/xunjian-agent.service", "deploy/systemd/xunjian-collector.service",
-                    "deploy/examples/agent.yaml", "deploy/examples/collector.yaml", "docs/deploy.md", "INSTALL.txt"):
+                    "deploy/examples/agent.yaml", "deploy/examples/collector.yaml", "docs/deploy.md", "INSTALL.txt",
+                    "docs/dashboards.md", "dashboards/json/xunjian-wall.json", "dashboards/rules/xunjian.rules.yml"):
         assert (unpacked / shipped).is_file(), f"the bundle lacks {shipped}"
     run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=unpacked / "wheelhouse")
 
