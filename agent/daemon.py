@@ -91,7 +91,8 @@ class AgentDaemon:
     def _hello(self, last_seq: int) -> patrol_pb2.Hello:
         c = self.config
         return build_hello(agent_id=c.agent.id, labels=c.agent.labels, roles=c.agent.roles, specs=self.specs,
-                           targets=c.targets, last_seq=last_seq)
+                           targets=c.targets, last_seq=last_seq,
+                           incarnation=self.spool.incarnation if self.spool is not None else "")
 
     def _on_results(self, results: list[Result]) -> None:
         """Results are on disk (fsync'd, numbered) before the transport is told about them."""

@@ -10,6 +10,7 @@ an append writes only its rows.
 from __future__ import annotations
 
 import logging
+import secrets
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (seq INTEGER PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (name, value) VALUES ('last_seq', 0), ('acked_seq', 0), ('dropped_total', 0);
+CREATE TABLE IF NOT EXISTS spool_identity (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -69,6 +71,7 @@ class Spool:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        self.incarnation = self._incarnation()
         meta = dict(self._db.execute("SELECT name, value FROM meta").fetchall())
         newest = self._db.execute("SELECT MAX(seq) FROM results").fetchone()[0]
         self._last_seq = max(int(meta["last_seq"]), int(newest or 0))
@@ -79,6 +82,16 @@ class Spool:
         self._bytes = int(size)
         self._pressure = 0
         """How many of PRESSURE_LEVELS the spool has passed since it was last drained (logged once each)."""
+
+    def _incarnation(self) -> str:
+        """The random id of this spool file, made when it is created: a reinstalled agent (a new spool under the same
+        identity) tells the collector so, and its seqs start again instead of being taken for duplicates."""
+        row = self._db.execute("SELECT value FROM spool_identity WHERE name = 'incarnation'").fetchone()
+        if row is not None:
+            return str(row[0])
+        made = secrets.token_hex(8)
+        self._db.execute("INSERT INTO spool_identity (name, value) VALUES ('incarnation', ?)", (made,))
+        return made
 
     def close(self) -> None:
         """Close the database; closing twice is harmless."""

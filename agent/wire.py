@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import platform
 import socket
 from collections.abc import Iterable, Mapping
@@ -39,9 +40,12 @@ def result_to_proto(result: Result, seq: int = 0) -> patrol_pb2.Result:
         outcome=str(result.outcome),
     )
     if result.value is not None:
-        msg.value = result.value
+        if math.isfinite(result.value):
+            msg.value = result.value
+        else:  # a plugin printing x=1e999: no number to compare or plot; the text says what it was
+            msg.summary = f"{result.summary} (value {result.value!r} is not a finite number)"
     if result.metrics:
-        msg.metrics.update(result.metrics)
+        msg.metrics.update({k: v for k, v in result.metrics.items() if math.isfinite(v)})
     for f in result.findings:
         pf = msg.findings.add(
             fingerprint=f.fingerprint, title=f.title, object=f.object,
@@ -121,6 +125,7 @@ def build_hello(
     specs: Iterable[CheckSpec],
     targets: Mapping[str, Any],
     last_seq: int,
+    incarnation: str = "",
 ) -> patrol_pb2.Hello:
     return patrol_pb2.Hello(
         agent_id=agent_id,
@@ -131,4 +136,5 @@ def build_hello(
         platform=f"{platform.system()} {platform.release()} {platform.machine()}; Python {platform.python_version()}",
         checks=[check_info(s, targets) for s in specs],
         last_seq=last_seq,
+        incarnation=incarnation,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from collector.events import IncidentAction, IncidentOpen, IncidentResolve, IncidentUpdate
+from collector.events import IncidentAction, IncidentOpen, IncidentResolve, IncidentUpdate, RuleChange
 from collector.incidents import AGENT_LOST_CHECK, series_label, status_name
 
 log = logging.getLogger("xunjian.collector.events")
@@ -29,6 +29,38 @@ def checks_ended(agent_id: str, ended: Sequence[tuple[str, str]]) -> None:
     names = ", ".join(f"{c}@{t}" if t else c for c, t in ended)
     log.info("agent %s no longer runs %d checks (%s): their series ended", agent_id, len(ended), names,
              extra={"event": "checks.removed", "agent": agent_id, "checks": len(ended)})
+
+
+def frame_refused(agent_id: str, peer: str, reason: str, message: str) -> None:
+    log.warning("agent %s (from %s): frame refused (%s): %s; nothing of it was applied", agent_id, peer, reason,
+                message, extra={"event": "frame.refused", "agent": agent_id, "peer": peer, "reason": reason})
+
+
+def results_clamped(agent_id: str, clamped: dict[str, int]) -> None:
+    what = ", ".join(f"{n} {_CLAMPED.get(k, k)}" for k, n in sorted(clamped.items()))
+    log.warning("agent %s: results left out: %s", agent_id, what,
+                extra={"event": "results.clamped", "agent": agent_id, **clamped})
+
+
+_CLAMPED = {"unsafe_id": "with an unsafe check id, target or key",
+            "series_cap": "of new series beyond ingest.max_series_per_agent"}
+
+
+def catalogue_changed(agent_id: str, changes: Sequence[RuleChange], added: Sequence[tuple[str, str]]) -> None:
+    """A Hello changed the incident rules of known checks or added checks: a config change, also audited."""
+    rules = "; ".join(f"{c.check_id}{'@' + c.target if c.target else ''} {c.field} {c.old} -> {c.new}"
+                      for c in changes[:20])
+    more = f" (and {len(changes) - 20} more)" if len(changes) > 20 else ""
+    log.warning("agent %s changed its checks: %s%s%s", agent_id, rules or "no rule changed", more,
+                f"; {len(added)} checks added" if added else "",
+                extra={"event": "agent.catalogue_changed", "agent": agent_id, "rule_changes": len(changes),
+                       "added": len(added)})
+
+
+def incarnation_restarted(agent_id: str, old: str, new: str, seq_base: int) -> None:
+    log.warning("agent %s has a new spool (incarnation %s, was %s): a reinstalled agent; its seqs start again "
+                "(history numbered on from %d)", agent_id, new, old, seq_base,
+                extra={"event": "agent.new_incarnation", "agent": agent_id})
 
 
 def spool_dropped(agent_id: str, dropped: int, total: int) -> None:

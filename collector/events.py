@@ -45,6 +45,19 @@ class AgentHello:
     last_seq: int
     checks: Sequence[CheckRule]
     at: float
+    incarnation: str = ""
+    """The agent's spool's random id: a new one means a reinstalled agent whose seqs start again."""
+
+
+@dataclass(frozen=True)
+class RuleChange:
+    """An incident rule of a check that a Hello changed (raise_after, clear_after, priority...)."""
+
+    check_id: str
+    target: str
+    field: str
+    old: str
+    new: str
 
 
 @dataclass(frozen=True)
@@ -131,6 +144,13 @@ class HelloEffects:
     incidents: list[IncidentAction] = field(default_factory=list)
     ended: list[tuple[str, str]] = field(default_factory=list)
     """(check id, target) the agent declared before and no longer does."""
+    added: list[tuple[str, str]] = field(default_factory=list)
+    """(check id, target) declared for the first time, once the agent had a catalogue."""
+    rule_changes: list[RuleChange] = field(default_factory=list)
+    new_incarnation: bool = False
+    """A new spool under a known identity: its seqs start again above `seq_base`."""
+    previous_incarnation: str = ""
+    seq_base: int = 0
 
 
 @dataclass
@@ -142,9 +162,13 @@ class BatchEffects:
     at: float
     from_seq: int = 0
     """The mark this batch builds on: the store must be exactly there, or an earlier batch was lost."""
+    seq_base: int = 0
+    """Added to the agent's seqs in stored history, so each incarnation of an agent numbers its rows apart."""
     accepted: int = 0
     duplicates: int = 0
     transitions: list[Transition] = field(default_factory=list)
     incidents: list[IncidentAction] = field(default_factory=list)
     findings: list[FindingSeen] = field(default_factory=list)
     history: list[ResultLike] = field(default_factory=list)
+    clamped: dict[str, int] = field(default_factory=dict)
+    """Results clamped or left out by frame sanity (collector/sanity.py), by what: for the log line."""

@@ -19,9 +19,22 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from collector.eventlog import agent_connected, agent_disconnected, checks_ended, incidents_committed, spool_dropped
+from collector.audit import AuditEntry
+from collector.eventlog import (
+    agent_connected,
+    agent_disconnected,
+    catalogue_changed,
+    checks_ended,
+    frame_refused,
+    incarnation_restarted,
+    incidents_committed,
+    results_clamped,
+    spool_dropped,
+)
 from collector.events import AgentHeartbeat, AgentHello, BatchEffects, CheckRule, HelloEffects, IncidentAction
+from collector.identity import Identify, insecure_identity
 from collector.loop import EventLoop
+from collector.sanity import FrameRefused, check_hello
 from collector.state import StateEngine
 from collector.store import Store, StoreTx
 from collector.writer import Writer
@@ -42,21 +55,53 @@ class IngestStats:
     transitions_total: int = 0
     refused_batches_total: int = 0
     streams: int = 0
+    hello_timeouts_total: int = 0
+    impersonations_total: int = 0
+    streams_refused_total: int = 0
+
+
+MAX_RULE_COUNT = 10_000
+"""raise_after / clear_after above this are clamped: no real check waits for ten thousand results."""
 
 
 def hello_record(hello: patrol_pb2.Hello, at: float) -> AgentHello:
-    checks = [CheckRule(c.id, c.target, c.title, c.kind, c.system, c.priority or "medium", c.raise_after or 1,
-                        c.clear_after or 1, c.interval_s, c.schedule, c.runbook, dict(c.labels)) for c in hello.checks]
+    checks = [CheckRule(c.id, c.target, c.title, c.kind, c.system, c.priority or "medium",
+                        min(c.raise_after or 1, MAX_RULE_COUNT), min(c.clear_after or 1, MAX_RULE_COUNT), c.interval_s,
+                        c.schedule, c.runbook, dict(c.labels)) for c in hello.checks]
     return AgentHello(hello.agent_id, hello.hostname, dict(hello.labels), list(hello.roles), hello.agent_version,
-                      hello.platform, hello.last_seq, checks, at)
+                      hello.platform, hello.last_seq, checks, at, hello.incarnation)
 
 
-def _write_hello(hello: AgentHello, effects: HelloEffects) -> Callable[[StoreTx], None]:
+def catalogue_audit(hello: AgentHello, effects: HelloEffects, via: str, peer: str) -> AuditEntry | None:
+    """The audit entry of a Hello that changed what the collector knew of the agent's checks, or None."""
+    if not (effects.rule_changes or effects.added or effects.ended or effects.new_incarnation):
+        return None
+    detail: dict[str, object] = {}
+    if effects.rule_changes:
+        detail["rules"] = [{"check": c.check_id, "target": c.target, "field": c.field, "old": c.old, "new": c.new}
+                           for c in effects.rule_changes]
+    if effects.added:
+        detail["added"] = [f"{c}@{t}" if t else c for c, t in effects.added]
+    if effects.ended:
+        detail["removed"] = [f"{c}@{t}" if t else c for c, t in effects.ended]
+    if effects.new_incarnation:
+        detail["incarnation"] = {"old": effects.previous_incarnation, "new": hello.incarnation,
+                                 "seq_base": effects.seq_base}
+    action = "agent.catalogue" if not effects.new_incarnation else "agent.incarnation"
+    return AuditEntry(hello.at, f"agent {hello.agent_id}", "agent", via, peer, action, f"agent {hello.agent_id}",
+                      detail)
+
+
+def _write_hello(hello: AgentHello, effects: HelloEffects, audit: AuditEntry | None) -> Callable[[StoreTx], None]:
     def job(tx: StoreTx) -> None:
         tx.write_hello(hello)
+        if effects.new_incarnation:
+            tx.restart_sequence(hello.agent_id, effects.seq_base)
         if effects.ended:
             tx.end_series(hello.agent_id, effects.ended)
         tx.write_incident_actions(effects.incidents)
+        if audit is not None:
+            tx.audit(audit)
     return job
 
 
@@ -81,40 +126,99 @@ def _write_batch(effects: BatchEffects) -> Callable[[StoreTx], None]:
 
 class IngestServicer(patrol_pb2_grpc.CollectorServicer):
     def __init__(self, engine: StateEngine, writer: Writer, store: Store, *, max_batch_results: int,
-                 collector_id: str, clock: Callable[[], float] = time.time) -> None:
+                 collector_id: str, clock: Callable[[], float] = time.time, identify: Identify = insecure_identity,
+                 hello_timeout: float = 10.0, max_streams_per_agent: int = 4) -> None:
         self.engine = engine
         self.writer = writer
         self.store = store
         self.max_batch_results = max_batch_results
         self.collector_id = collector_id
         self.clock = clock
+        self.identify = identify
+        """Who the peer is, from its certificate (collector/identity.py); None when the transport says nobody."""
+        self.hello_timeout = hello_timeout
+        self.max_streams_per_agent = max_streams_per_agent
         self.stats = IngestStats()
         self._needs_reload: set[str] = set()
         """Agents whose in-memory state ran ahead of a failed commit; rebuilt from the store at their next Hello."""
+        self._open: dict[str, int] = {}
+        """Streams per identity, counted from the moment the identity is known (before the Hello is stored)."""
 
     async def Stream(self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        first = await context.read()
+        peer = context.peer()
+        identity = self.identify(context)
+        if identity.refused:
+            self.stats.streams_refused_total += 1
+            log.warning("stream from %s (%s) refused: %s", peer, identity.via, identity.refused,
+                        extra={"event": "stream.refused", "agent": identity.agent_id or "", "peer": peer})
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, identity.refused)
+        try:
+            first = await asyncio.wait_for(context.read(), self.hello_timeout)
+        except asyncio.TimeoutError:
+            self.stats.hello_timeouts_total += 1
+            log.warning("stream from %s closed: no Hello within %gs", peer, self.hello_timeout,
+                        extra={"event": "stream.no_hello", "peer": peer})
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"no Hello within {self.hello_timeout:g}s")
         if first is grpc.aio.EOF:
             return
         if first.WhichOneof("frame") != "hello":
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "first frame must be Hello")
-        if not first.hello.agent_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Hello.agent_id must not be empty")
-        hello = hello_record(first.hello, self.clock())
-        agent_id = hello.agent_id
+        claimed = first.hello.agent_id
+        if identity.agent_id is not None and claimed != identity.agent_id:
+            self.stats.impersonations_total += 1
+            log.warning("agent %s (certificate %s, from %s) said Hello as agent %r: refused", identity.agent_id,
+                        identity.via, peer, claimed[:128],
+                        extra={"event": "agent.impersonation", "agent": identity.agent_id, "peer": peer})
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                                f"this certificate is agent {identity.agent_id}; it may not speak as {claimed[:128]!r}")
+        try:
+            check_hello(first.hello)
+        except FrameRefused as exc:
+            await self._refuse(context, claimed[:128] or "(no id)", peer, exc)
+        agent_id = claimed
+        if self._open.get(agent_id, 0) >= self.max_streams_per_agent:
+            self.stats.streams_refused_total += 1
+            log.warning("agent %s from %s refused: already %d streams open (max_streams_per_agent)", agent_id, peer,
+                        self._open[agent_id], extra={"event": "stream.refused", "agent": agent_id, "peer": peer})
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"agent {agent_id} already has {self._open[agent_id]} streams open")
+        self._open[agent_id] = self._open.get(agent_id, 0) + 1
+        try:
+            await self._serve(agent_id, first.hello, identity.via, peer, context)
+        finally:
+            left = self._open.get(agent_id, 1) - 1
+            if left:
+                self._open[agent_id] = left
+            else:
+                self._open.pop(agent_id, None)
+
+    async def _refuse(self, context: grpc.aio.ServicerContext[Any, Any], agent_id: str, peer: str,
+                      exc: FrameRefused) -> None:
+        self.engine.sanity.refuse(exc.reason)
+        frame_refused(agent_id, peer, exc.reason, str(exc))
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"agent {agent_id}: {exc}")
+
+    async def _serve(self, agent_id: str, first: patrol_pb2.Hello, via: str, peer: str,
+                     context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        hello = hello_record(first, self.clock())
         try:
             stored = await asyncio.to_thread(self.store.high_water_seq, agent_id)
             known = self.engine.agents.get(agent_id)
             if agent_id in self._needs_reload or stored != (known.stored_seq if known else 0):
                 await self._reload(agent_id)
             effects = self.engine.hello(hello)
-            fut = self.writer.submit(_write_hello(hello, effects))
+            audit = catalogue_audit(hello, effects, via, peer)
+            fut = self.writer.submit(_write_hello(hello, effects, audit))
             log_after_commit(fut, effects.incidents)
             await asyncio.wrap_future(fut)
         except Exception as exc:
             self._needs_reload.add(agent_id)
             log.warning("agent %s turned away: the store could not record its Hello: %s", agent_id, exc)
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"collector store error, retry later: {exc}")
+        if effects.new_incarnation:
+            incarnation_restarted(agent_id, effects.previous_incarnation, hello.incarnation, effects.seq_base)
+        if effects.rule_changes or effects.added:
+            catalogue_changed(agent_id, effects.rule_changes, effects.added)
         if effects.ended:
             checks_ended(agent_id, effects.ended)
         agent = self.engine.agent(agent_id)
@@ -129,8 +233,7 @@ class IngestServicer(patrol_pb2_grpc.CollectorServicer):
             await context.write(patrol_pb2.CollectorFrame(welcome=patrol_pb2.Welcome(
                 high_water_seq=agent.stored_seq, collector_id=self.collector_id,
                 max_batch_results=self.max_batch_results)))
-            agent_connected(agent_id, hello.hostname, hello.version, len(hello.checks), context.peer(),
-                            agent.stored_seq)
+            agent_connected(agent_id, hello.hostname, hello.version, len(hello.checks), peer, agent.stored_seq)
             await self._read_frames(agent_id, acks, acker, context)
             acks.put(None)
             await acker
@@ -167,7 +270,12 @@ class IngestServicer(patrol_pb2_grpc.CollectorServicer):
                     await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                         f"agent {agent_id}: batch of {len(results)} results exceeds the collector's "
                                         f"max_batch_results {limit}; send at most {limit} per batch")
-                effects = engine.apply_batch(agent_id, results, self.clock())
+                try:
+                    effects = engine.apply_batch(agent_id, results, self.clock())
+                except FrameRefused as exc:
+                    await self._refuse(context, agent_id, context.peer(), exc)
+                if effects.clamped:
+                    results_clamped(agent_id, effects.clamped)
                 stats.batches_total += 1
                 stats.results_total += effects.accepted
                 stats.duplicates_total += effects.duplicates

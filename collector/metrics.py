@@ -25,6 +25,7 @@ from collector.events import CheckRule
 from collector.exposition import escape_value, format_value
 from collector.incidents import AGENT_LOST_PRIORITY
 from collector.ingest import IngestStats
+from collector.sanity import CLAMP_KINDS, REFUSAL_REASONS
 from collector.state import NO_STATUS, SeriesView, StateEngine
 from collector.store import FINDING_STATES, Store
 from collector.writer import COMMIT_BUCKETS, CommitStats
@@ -120,6 +121,24 @@ class PatrolMetrics(PromCollector):
         yield CounterMetricFamily("xunjian_ingest_refused_batches", "Batches refused for exceeding "
                                   "max_batch_results.", value=s.refused_batches_total)
         yield GaugeMetricFamily("xunjian_ingest_streams", "Agent streams open now.", value=s.streams)
+        sanity = self.engine.sanity
+        refused = CounterMetricFamily("xunjian_ingest_refused_frames", "Frames refused by frame sanity (nothing of "
+                                      "them applied), by reason.", labels=["reason"])
+        for reason in REFUSAL_REASONS:
+            refused.add_metric([reason], sanity.refused.get(reason, 0))
+        yield refused
+        clamped = CounterMetricFamily("xunjian_ingest_clamped_results", "Results clamped (value dropped, summary "
+                                      "cut) or left out (unsafe id, series cap) by frame sanity.", labels=["what"])
+        for what in CLAMP_KINDS:
+            clamped.add_metric([what], sanity.clamped.get(what, 0))
+        yield clamped
+        yield CounterMetricFamily("xunjian_ingest_hello_timeouts", "Streams closed because no Hello came in time.",
+                                  value=s.hello_timeouts_total)
+        yield CounterMetricFamily("xunjian_ingest_refused_streams", "Streams refused before their Hello was stored "
+                                  "(revoked or retired identity, too many streams of one agent).",
+                                  value=s.streams_refused_total)
+        yield CounterMetricFamily("xunjian_ingest_impersonations", "Hellos refused because they named another agent "
+                                  "than the client certificate.", value=s.impersonations_total)
         yield CounterMetricFamily("xunjian_ingest_commit_failures", "Store jobs that failed and were not acked.",
                                   value=c.failures_total)
         cumulative, buckets = 0, []

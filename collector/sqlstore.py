@@ -162,12 +162,15 @@ class SqlTx:
     def write_hello(self, hello: AgentHello) -> None:
         q, cur = self._q, self._cur
         cur.execute(q(
-            "INSERT INTO agents (id, hostname, labels, roles, version, platform, first_seen, last_seen, last_seq) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, "
-            "labels = excluded.labels, roles = excluded.roles, version = excluded.version, "
-            "platform = excluded.platform, last_seen = excluded.last_seen, last_seq = excluded.last_seq"),
+            "INSERT INTO agents (id, hostname, labels, roles, version, platform, first_seen, last_seen, last_seq, "
+            "incarnation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "hostname = excluded.hostname, labels = excluded.labels, roles = excluded.roles, "
+            "version = excluded.version, platform = excluded.platform, last_seen = excluded.last_seen, "
+            "last_seq = excluded.last_seq, "
+            "incarnation = CASE WHEN excluded.incarnation = '' THEN agents.incarnation ELSE excluded.incarnation END"),
             (hello.agent_id, hello.hostname, json.dumps(dict(hello.labels), sort_keys=True),
-             json.dumps(list(hello.roles)), hello.version, hello.platform, hello.at, hello.at, hello.last_seq))
+             json.dumps(list(hello.roles)), hello.version, hello.platform, hello.at, hello.at, hello.last_seq,
+             hello.incarnation))
         cur.execute(q("DELETE FROM checks WHERE agent_id = ?"), (hello.agent_id,))
         cur.executemany(q(
             "INSERT INTO checks (agent_id, check_id, target, title, kind, system, priority, raise_after, "
@@ -176,6 +179,10 @@ class SqlTx:
             [(hello.agent_id, c.check_id, c.target, c.title, c.kind, c.system, c.priority, c.raise_after,
               c.clear_after, c.interval_s, c.schedule, c.runbook, json.dumps(dict(c.labels), sort_keys=True), hello.at)
              for c in hello.checks])
+
+    def restart_sequence(self, agent_id: str, seq_base: int) -> None:
+        self._cur.execute(self._q("UPDATE agents SET high_water_seq = 0, seq_base = ? WHERE id = ?"),
+                          (seq_base, agent_id))
 
     def write_heartbeat(self, beat: AgentHeartbeat) -> None:
         self._cur.execute(self._q(
@@ -205,7 +212,7 @@ class SqlTx:
                 "INSERT INTO results (agent_id, seq, check_id, target, key, status, value, unit, summary, outcome, "
                 "started_at, duration_ms, metrics, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (agent_id, seq) DO NOTHING"),
-                [_history_row(e.agent_id, r, e.at) for r in e.history])
+                [_history_row(e.agent_id, r, e.at, e.seq_base) for r in e.history])
         cur.execute(q("UPDATE agents SET high_water_seq = ?, last_seen = ? WHERE id = ? AND high_water_seq = ?"),
                     (e.high_water_seq, e.at, e.agent_id, e.from_seq))
         if cur.rowcount != 1:
@@ -323,8 +330,8 @@ class SqlTx:
         return purged + int(max(cur.rowcount, 0))
 
 
-def _history_row(agent_id: str, r: ResultLike, at: float) -> tuple[Any, ...]:
-    return (agent_id, r.seq, r.check_id, r.target, r.key, r.status, r.value if r.HasField("value") else None,
+def _history_row(agent_id: str, r: ResultLike, at: float, seq_base: int) -> tuple[Any, ...]:
+    return (agent_id, seq_base + r.seq, r.check_id, r.target, r.key, r.status, r.value if r.HasField("value") else None,
             r.unit, r.summary, outcome_name(r.outcome), seconds_from_ms(r.started_unix_ms), ms_from_us(r.duration_us),
             json.dumps(dict(r.metrics), sort_keys=True), at)
 
@@ -372,7 +379,7 @@ class SqlStore:
         for a in self._query("SELECT * FROM agents" + where.replace("agent_id", "id"), args):
             snap.agents.append(AgentRecord(a["id"], a["hostname"], a["labels"], int(a["high_water_seq"]),
                                            int(a["last_seq"]), int(a["spool_depth"]), int(a["dropped_total"]),
-                                           float(a["last_seen"])))
+                                           float(a["last_seen"]), str(a["incarnation"]), int(a["seq_base"])))
         for c in self._query("SELECT * FROM checks" + where, args):
             snap.rules.setdefault(c["agent_id"], []).append(CheckRule(
                 c["check_id"], c["target"], c["title"], c["kind"], c["system"], c["priority"], int(c["raise_after"]),

@@ -8,7 +8,7 @@ result message itself is kept and read only at scrape time).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from checks.kinds import FINDINGS_KINDS
 from checks.result import Status, seconds_from_ms
@@ -22,7 +22,17 @@ from collector.events import (
     HelloEffects,
     IncidentAction,
     ResultLike,
+    RuleChange,
     Transition,
+)
+from collector.sanity import (
+    MAX_SEQ,
+    SanityStats,
+    check_batch_seqs,
+    check_statuses,
+    clamp_result,
+    safe_id,
+    safe_key,
 )
 from collector.store import StoreSnapshot
 
@@ -31,6 +41,18 @@ OK = int(Status.OK)
 """The checks' OK as the plain int the wire carries (protobuf enums compare as ints)."""
 SeriesKey = tuple[str, str, str]
 """(check_id, target, key) within one agent."""
+RULE_FIELDS = ("raise_after", "clear_after", "priority", "system", "kind")
+"""The parts of a check's declaration that decide its incidents: a change of one is a config change, audited."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what one agent may make the collector hold (collector.yaml `ingest`)."""
+
+    max_series_per_agent: int = 10_000
+    max_seq_ahead: int = 10_000_000
+    """How far a seq may run ahead of the agent's last stored or reported one: more than a full spool holds."""
+    max_summary_chars: int = 4096
 
 
 class Series:
@@ -52,9 +74,9 @@ class Series:
 
 
 class AgentState:
-    __slots__ = ("accepted_seq", "connections", "dropped_total", "duplicates_total", "hostname", "labels",
-                 "last_frame_at", "last_seq", "lost", "platform", "retired", "roles", "rules", "series", "spool_depth",
-                 "stored_seq", "version")
+    __slots__ = ("accepted_seq", "connections", "dropped_total", "duplicates_total", "hostname", "incarnation",
+                 "labels", "last_frame_at", "last_seq", "lost", "platform", "retired", "roles", "rules", "seq_base",
+                 "series", "series_capped", "spool_depth", "stored_seq", "version")
 
     def __init__(self, agent_id: str) -> None:
         self.hostname = agent_id
@@ -77,6 +99,12 @@ class AgentState:
         self.last_frame_at = 0.0
         self.connections = 0
         self.lost = False
+        self.incarnation = ""
+        """The random id of the agent's spool; a new one restarts its seqs (a reinstalled agent)."""
+        self.seq_base = 0
+        """Seqs of earlier incarnations: stored history numbers this incarnation's results from here."""
+        self.series_capped = 0
+        """Results of new series left out because the agent reached max_series_per_agent."""
 
 
 @dataclass(frozen=True)
@@ -97,9 +125,11 @@ class SeriesView:
 
 
 class StateEngine:
-    def __init__(self, *, history_all: bool = False) -> None:
+    def __init__(self, *, history_all: bool = False, limits: Limits | None = None) -> None:
         self.agents: dict[str, AgentState] = {}
         self.history_all = history_all
+        self.limits = limits or Limits()
+        self.sanity = SanityStats()
 
     def agent(self, agent_id: str) -> AgentState:
         state = self.agents.get(agent_id)
@@ -114,6 +144,7 @@ class StateEngine:
             a.hostname, a.labels = rec.hostname, dict(rec.labels)
             a.accepted_seq = a.stored_seq = rec.high_water_seq
             a.last_seq, a.spool_depth, a.dropped_total = rec.last_seq, rec.spool_depth, rec.dropped_total
+            a.incarnation, a.seq_base = rec.incarnation, rec.seq_base
             a.last_frame_at = max(rec.last_seen, now)  # a restarted collector gives every agent lost_after to reconnect
         for agent_id, rules in snap.rules.items():
             self.agent(agent_id).rules = {(r.check_id, r.target): r for r in rules}
@@ -147,12 +178,27 @@ class StateEngine:
 
     def hello(self, hello: AgentHello) -> HelloEffects:
         """A new stream: the agent's identity and catalogue. A check it declared before and no longer does (a reload
-        removed it) has its series ended and its open incidents resolved, saying why."""
+        removed it) has its series ended and its open incidents resolved, saying why. A change of a check's incident
+        rules is reported (the caller logs and audits it); an open incident keeps the larger clear_after of before
+        and after, so a new declaration cannot resolve it early. A new spool incarnation restarts the seqs."""
         a = self.agent(hello.agent_id)
         a.hostname, a.labels, a.roles = hello.hostname or hello.agent_id, dict(hello.labels), list(hello.roles)
-        a.version, a.platform, a.last_seq = hello.version, hello.platform, hello.last_seq
+        a.version, a.platform = hello.version, hello.platform
+        a.last_seq = self._reported_seq(a, hello.last_seq)
         rules = {(r.check_id, r.target): r for r in hello.checks}
         effects = HelloEffects(ended=[k for k in a.rules if k not in rules])
+        if hello.incarnation and hello.incarnation != a.incarnation:
+            if a.incarnation:
+                effects.new_incarnation = True
+                effects.previous_incarnation = a.incarnation
+                a.seq_base += a.accepted_seq
+                a.accepted_seq = a.stored_seq = 0
+                a.last_seq = min(hello.last_seq, self.limits.max_seq_ahead)
+            a.incarnation = hello.incarnation
+        effects.seq_base = a.seq_base
+        if a.rules:
+            effects.added = [k for k in rules if k not in a.rules]
+            effects.rule_changes = _rule_changes(a.rules, rules)
         if effects.ended:
             gone = set(effects.ended)
             for key, s in list(a.series.items()):
@@ -166,20 +212,41 @@ class StateEngine:
         a.retired -= rules.keys()
         a.rules = rules
         for (check_id, target, _key), s in a.series.items():
+            old = s.rule
             s.rule = self._rule(a, check_id, target)
+            if s.incident and old.clear_after > s.rule.clear_after:
+                s.rule = replace(s.rule, clear_after=old.clear_after)
             s.findings = not s.rule.kind or s.rule.kind.startswith(FINDINGS_KINDS)
         effects.incidents.extend(self.touch(hello.agent_id, hello.at))
         return effects
 
+    def _reported_seq(self, a: AgentState, reported: int) -> int:
+        """The last seq an agent says it assigned, believed only as far as a full spool could be ahead."""
+        return min(reported, max(a.accepted_seq, a.last_seq) + self.limits.max_seq_ahead, MAX_SEQ)
+
+    def seq_ceiling(self, agent_id: str) -> int:
+        """The highest seq a batch of this agent may carry now."""
+        a = self.agent(agent_id)
+        return min(max(a.accepted_seq, a.last_seq) + self.limits.max_seq_ahead, MAX_SEQ)
+
     def heartbeat(self, beat: AgentHeartbeat) -> list[IncidentAction]:
         a = self.agent(beat.agent_id)
-        a.last_seq, a.spool_depth, a.dropped_total = beat.last_seq, beat.spool_depth, beat.dropped_total
+        a.last_seq = self._reported_seq(a, beat.last_seq)
+        a.spool_depth, a.dropped_total = beat.spool_depth, beat.dropped_total
         return self.touch(beat.agent_id, beat.at)
 
     def apply_batch(self, agent_id: str, results: Sequence[ResultLike], now: float) -> BatchEffects:
-        """Dedupe by high-water mark, update series, decide transitions and incidents (seqs increase in a batch)."""
+        """Dedupe by high-water mark, update series, decide transitions and incidents.
+
+        Raises FrameRefused (collector/sanity.py) before changing anything when seqs do not strictly increase or run
+        beyond reach, or a status is outside the enum. Non-finite values and long summaries are clamped; results
+        of a new series with an unsafe id, or beyond the agent's series cap, are left out and counted.
+        """
         a = self.agent(agent_id)
-        effects = BatchEffects(agent_id, a.accepted_seq, now, from_seq=a.accepted_seq)
+        if results:
+            check_batch_seqs(results, self.seq_ceiling(agent_id))
+            check_statuses(results)
+        effects = BatchEffects(agent_id, a.accepted_seq, now, from_seq=a.accepted_seq, seq_base=a.seq_base)
         effects.incidents.extend(self.touch(agent_id, now))
         if not results:
             return effects
@@ -192,12 +259,20 @@ class StateEngine:
             if not results:
                 return effects
         series = a.series
+        limits, sanity = self.limits, self.sanity
+        max_summary = limits.max_summary_chars
         for r in results:
+            clamp_result(r, max_summary, sanity)
             k = (r.check_id, r.target, r.key)
             s = series.get(k)
             if s is None:
                 if a.retired and (k[0], k[1]) in a.retired:
                     continue  # sent before the reload that removed the check; its series has ended
+                refused = self._new_series_refused(a, k)
+                if refused:
+                    sanity.clamp(refused)
+                    effects.clamped[refused] = effects.clamped.get(refused, 0) + 1
+                    continue
                 s = series[k] = Series(self._rule(a, k[0], k[1]))
             s.latest = r
             status = r.status
@@ -226,12 +301,21 @@ class StateEngine:
         effects.accepted = len(results)
         return effects
 
+    def _new_series_refused(self, a: AgentState, k: SeriesKey) -> str | None:
+        """Why a result may not open a new series: an unsafe id, or the agent is at its series cap."""
+        if not safe_id(k[0]) or (k[1] and not safe_id(k[1])) or not safe_key(k[2]):
+            return "unsafe_id"
+        if len(a.series) >= self.limits.max_series_per_agent:
+            a.series_capped += 1
+            return "series_cap"
+        return None
+
     @staticmethod
     def _change(agent_id: str, k: SeriesKey, s: Series, r: ResultLike, effects: BatchEffects, now: float) -> None:
         status, previous = r.status, s.status
         at = seconds_from_ms(r.started_unix_ms) if r.started_unix_ms else now
         effects.transitions.append(Transition(
-            agent_id, k[0], k[1], k[2], r.seq, None if previous == NO_STATUS else previous, status, at, r.summary,
+            agent_id, k[0], k[1], k[2], effects.seq_base + r.seq, None if previous == NO_STATUS else previous, status, at, r.summary,
             r.value if r.HasField("value") else None))
         s.status, s.since = status, at
         if status == OK:
@@ -267,6 +351,7 @@ class StateEngine:
             a = self.agent(agent_id)
             a.connections = previous.connections
             a.roles, a.version, a.platform = previous.roles, previous.version, previous.platform
+            a.series_capped = previous.series_capped
             a.retired = previous.retired
             for k, s in a.series.items():  # keep the last results for /metrics until new ones arrive
                 old = previous.series.get(k)
@@ -309,3 +394,16 @@ class StateEngine:
             for (check_id, target, key), s in list(a.series.items()):
                 out.append(SeriesView(agent_id, check_id, target, key, s))
         return out
+
+
+def _rule_changes(old: dict[tuple[str, str], CheckRule], new: dict[tuple[str, str], CheckRule]) -> list[RuleChange]:
+    changes = []
+    for key, rule in new.items():
+        before = old.get(key)
+        if before is None:
+            continue
+        for name in RULE_FIELDS:
+            was, now = getattr(before, name), getattr(rule, name)
+            if was != now:
+                changes.append(RuleChange(key[0], key[1], name, str(was), str(now)))
+    return changes

@@ -30,6 +30,8 @@ class AgentRecord:
     spool_depth: int
     dropped_total: int
     last_seen: float
+    incarnation: str = ""
+    seq_base: int = 0
 
 
 @dataclass
@@ -65,6 +67,10 @@ class StoreTx(Protocol):
     """Writes inside one transaction; only the writer thread holds one."""
 
     def write_hello(self, hello: AgentHello) -> None: ...
+
+    def restart_sequence(self, agent_id: str, seq_base: int) -> None:
+        """A new incarnation of the agent (a new spool): its mark restarts at 0, its history numbers on from
+        `seq_base`."""
 
     def write_heartbeat(self, beat: AgentHeartbeat) -> None: ...
 

@@ -329,12 +329,15 @@ class Hello(_message.Message):
     PLATFORM_FIELD_NUMBER: _builtins.int
     CHECKS_FIELD_NUMBER: _builtins.int
     LAST_SEQ_FIELD_NUMBER: _builtins.int
+    INCARNATION_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
     hostname: _builtins.str
     agent_version: _builtins.str
     platform: _builtins.str
     last_seq: _builtins.int
     """highest seq the agent has assigned so far"""
+    incarnation: _builtins.str
+    """random id made with the spool: a new one restarts the seqs (reinstalled agent)"""
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -352,10 +355,11 @@ class Hello(_message.Message):
         platform: _builtins.str = ...,
         checks: _abc.Iterable[Global___CheckInfo] | None = ...,
         last_seq: _builtins.int = ...,
+        incarnation: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "agent_version", b"agent_version", "checks", b"checks", "hostname", b"hostname", "labels", b"labels", "last_seq", b"last_seq", "platform", b"platform", "roles", b"roles"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "agent_version", b"agent_version", "checks", b"checks", "hostname", b"hostname", "incarnation", b"incarnation", "labels", b"labels", "last_seq", b"last_seq", "platform", b"platform", "roles", b"roles"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
