@@ -91,23 +91,51 @@ def _yaml_error(exc: yaml.YAMLError, text: str, file: str) -> ConfigError:
     return ConfigError(f"invalid YAML: {problem}", file=file, line=line)
 
 
+MAX_ALIAS_NODES = 10_000
+"""Nodes that aliases may add when expanded: generous for a merge key or a shared list, and a 'billion laughs'
+file (each alias doubling the document) stops after a few levels instead of exhausting memory."""
+
+
+class _Aliases:
+    """Counts the nodes built through aliases (a node seen before is an alias use) against MAX_ALIAS_NODES."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.seen: set[int] = set()
+        self.expanded = 0
+
+    def enter(self, node: yaml.Node, repeat: bool) -> bool:
+        """Record one node built; `repeat` is whether it is built again under an alias. True for an alias use."""
+        again = id(node) in self.seen
+        self.seen.add(id(node))
+        if again or repeat:
+            self.expanded += 1
+            if self.expanded > MAX_ALIAS_NODES:
+                raise ConfigError(f"YAML aliases expand to more than {MAX_ALIAS_NODES} nodes (the anchor defined here is "
+                                  "repeated too often); pack and agent files need no more than a few aliases",
+                                  file=self.file, line=node.start_mark.line + 1)
+        return again or repeat
+
+
 def parse_yaml(text: str, file: str = "<string>") -> YamlSource:
     src = YamlSource(file=file, data=None)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        src.data = {} if node is None else _build(node, (), src.lines, file)
+        src.data = {} if node is None else _build(node, (), src.lines, file, _Aliases(file), False)
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, text, file) from None
     return src
 
 
-def _build(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], file: str) -> Any:
+def _build(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], file: str, aliases: _Aliases,
+           repeat: bool) -> Any:
+    repeat = aliases.enter(node, repeat)
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
-                merged = _build(value_node, path, {}, file)
+                merged = _build(value_node, path, {}, file, aliases, repeat)
                 if isinstance(merged, dict):
                     for k, v in merged.items():
                         out.setdefault(k, v)
@@ -117,10 +145,10 @@ def _build(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], file: str)
                 raise ConfigError(f"duplicate key {key!r}", file=file, line=key_node.start_mark.line + 1, field=dotted((*path, str(key))))
             key_path = (*path, str(key))
             lines[key_path] = key_node.start_mark.line + 1
-            out[key] = _build(value_node, key_path, lines, file)
+            out[key] = _build(value_node, key_path, lines, file, aliases, repeat)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*path, i), lines, file) for i, item in enumerate(node.value)]
+        return [_build(item, (*path, i), lines, file, aliases, repeat) for i, item in enumerate(node.value)]
     return _CONSTRUCTOR.construct_object(node)
 
 
