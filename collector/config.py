@@ -13,7 +13,15 @@ from checks.yamlsource import YamlSource, load_yaml, parse_yaml, validate
 
 DEFAULT_GRPC = "127.0.0.1:9470"
 DEFAULT_HTTP = "127.0.0.1:9471"
+DEFAULT_ENROLL = "127.0.0.1:9472"
 DEFAULT_DB_NAME = "collector.db"
+LOOPBACK_HOSTS = ("127.", "localhost", "::1", "[::1]")
+
+
+def is_loopback(address: str) -> bool:
+    """Whether a listen address (host:port) is reachable from this machine only."""
+    host = address.rpartition(":")[0]
+    return host.startswith(LOOPBACK_HOSTS)
 
 
 def _address(v: str) -> str:
@@ -29,9 +37,11 @@ class _Section(BaseModel):
 
 class ListenConfig(_Section):
     grpc: str = Field(DEFAULT_GRPC, description="host:port of the gRPC ingest (agents connect here).")
-    http: str = Field(DEFAULT_HTTP, description="host:port of /metrics, /healthz and the JSON API.")
+    http: str = Field(DEFAULT_HTTP, description="host:port of /metrics, /healthz, the JSON API and the console.")
+    enroll: str = Field(DEFAULT_ENROLL, description="host:port where agents enroll with a token (TLS, no client "
+                        "certificate yet); only with tls.mode mtls.")
 
-    @field_validator("grpc", "http")
+    @field_validator("grpc", "http", "enroll")
     @classmethod
     def _host_port(cls, v: str) -> str:
         return _address(v)
@@ -63,7 +73,15 @@ class AgentsConfig(_Section):
 
 class IngestConfig(_Section):
     max_batch_results: int = Field(1000, ge=1, le=100_000, description="Larger batches are refused.")
-    max_message_bytes: Size = Field(16 * 1024 * 1024, description="Largest gRPC message accepted.")
+    max_message_bytes: Size = Field(4 * 1024 * 1024, description="Largest gRPC message accepted; larger ones are "
+                                    "refused before they are parsed.")
+    max_series_per_agent: int = Field(10_000, ge=1, description="Results of new series beyond this many per agent "
+                                      "are left out (counted and logged).")
+    max_summary_chars: int = Field(4096, ge=64, description="Longer summaries are cut.")
+    max_seq_ahead: int = Field(10_000_000, ge=1000, description="A seq further ahead of the agent's last one is "
+                               "refused (more than a full spool can hold).")
+    hello_timeout: PositiveDuration = Field(10.0, description="A stream that has not said Hello by then is closed.")
+    max_streams_per_agent: int = Field(4, ge=1, description="Streams one agent identity may have open at once.")
 
     @field_validator("max_message_bytes")
     @classmethod
@@ -71,6 +89,58 @@ class IngestConfig(_Section):
         if v < 64 * 1024:
             raise ValueError(f"must be at least 64KiB, got {v} bytes")
         return v
+
+
+class TlsConfig(_Section):
+    mode: Literal["mtls", "insecure"] = Field("mtls", description="mtls: every agent shows a client certificate "
+                                              "(enrolled, or from your PKI); insecure: plain text, anyone who reaches "
+                                              "listen.grpc may pose as any agent (`xunjian up` on loopback only).")
+    dir: str = Field("pki", description="The collector's CA and server certificate (`xunjian ca init`); relative "
+                     "to collector.yaml.")
+    server_names: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1"],
+                                    description="DNS names and IP addresses agents use to reach this collector: the "
+                                    "SANs of the server certificate the CA issues.")
+    server_cert_ttl: PositiveDuration = Field(90 * 86400.0, description="Life of the server certificate; it is "
+                                              "renewed at 2/3 of it and taken without a restart.")
+    agent_cert_ttl: PositiveDuration = Field(7 * 86400.0, description="Life of an agent certificate; agents renew "
+                                             "at about 2/3 of it.")
+    enroll_token_ttl: PositiveDuration = Field(86400.0, description="How long an enrollment token may be used.")
+    cert_file: str = Field("", description="Your own PKI: the server certificate chain (PEM) instead of the CA's.")
+    key_file: str = Field("", description="Your own PKI: the server's private key (PEM, mode 0600).")
+    client_ca_file: str = Field("", description="Your own PKI: the CA certificates agents' certificates chain to.")
+    agent_id_from: Literal["uri_san", "dns_san", "common_name"] = Field(
+        "uri_san", description="Where an agent certificate names the agent id: URI SAN xunjian://agent/ID (what "
+        "enrollment issues), its first DNS SAN, or the subject CN.")
+
+    @field_validator("server_names")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one name is needed, e.g. [collector-a.hospital.local, 10.10.9.10]")
+        return v
+
+    @property
+    def own_pki(self) -> bool:
+        """Certificates come from the hospital's PKI, not from the collector's CA."""
+        return bool(self.cert_file or self.key_file or self.client_ca_file)
+
+
+class HttpConfig(_Section):
+    auth: Literal["tokens", "none"] = Field("tokens", description="tokens: every API call and the console need a "
+                                            "token or a session; none: everyone is admin (`xunjian up` on "
+                                            "loopback only).")
+    public: list[str] = Field(default_factory=lambda: ["/metrics", "/healthz"],
+                              description="Paths readable without a token (Prometheus convention); [] to protect all.")
+    allowed_hosts: list[str] = Field(default_factory=list, description="Host header values answered (name or "
+                                     "name:port); others get 421. Empty: localhost, 127.0.0.1, ::1 and the listen host.")
+    tls_cert_file: str = Field("", description="Serve HTTPS with this certificate chain (PEM).")
+    tls_key_file: str = Field("", description="The key of tls_cert_file (PEM, mode 0600).")
+    session_ttl: PositiveDuration = Field(12 * 3600.0, description="Console sessions end this long after sign-in.")
+    max_connections: int = Field(256, ge=1, description="Connections served at once; more wait in the backlog.")
+    max_body_bytes: Size = Field(1024 * 1024, description="Larger request bodies are refused (413).")
+    header_timeout: PositiveDuration = Field(10.0, description="A request whose headers have not arrived by then "
+                                             "is closed.")
+    body_timeout: PositiveDuration = Field(30.0, description="A request body not complete by then is refused.")
 
 
 class FindingsConfig(_Section):
@@ -85,6 +155,8 @@ class CollectorConfig(_Section):
     agents: AgentsConfig = Field(default_factory=lambda: AgentsConfig.model_validate({}))
     ingest: IngestConfig = Field(default_factory=lambda: IngestConfig.model_validate({}))
     findings: FindingsConfig = Field(default_factory=lambda: FindingsConfig.model_validate({}))
+    tls: TlsConfig = Field(default_factory=lambda: TlsConfig.model_validate({}))
+    http: HttpConfig = Field(default_factory=lambda: HttpConfig.model_validate({}))
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
     @property
@@ -100,6 +172,15 @@ class CollectorConfig(_Section):
     def for_data_dir(cls, data_dir: Path, **sections: Any) -> CollectorConfig:
         """Defaults with the SQLite store in `data_dir` (what `xunjian up` uses)."""
         return cls.model_validate(sections).at(data_dir)
+
+    def path(self, raw: str) -> Path:
+        """A path from collector.yaml, relative ones anchored at its folder."""
+        p = Path(raw).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.path(self.tls.dir)
 
     def sqlite_path(self) -> Path | None:
         """The SQLite file of the store, or None for another backend."""
@@ -138,8 +219,15 @@ def parse_config(text: str, file: str = "<string>", base_dir: Path | None = None
 
 def config_from_source(src: YamlSource, base_dir: Path) -> CollectorConfig:
     if not isinstance(src.data, dict):
-        raise ConfigError("expected a mapping with listen, store, agents, ingest, findings", file=src.file, line=src.line_of(()))
+        raise ConfigError("expected a mapping with listen, store, agents, ingest, findings, tls, http", file=src.file,
+                          line=src.line_of(()))
     cfg = validate(CollectorConfig, src.data, src).at(base_dir)
+    if bool(cfg.http.tls_cert_file) != bool(cfg.http.tls_key_file):
+        raise src.error(("http", "tls_key_file" if cfg.http.tls_cert_file else "tls_cert_file"),
+                        "tls_cert_file and tls_key_file go together")
+    tls = cfg.tls
+    if tls.own_pki and not (tls.cert_file and tls.key_file and tls.client_ca_file):
+        raise src.error(("tls",), "your own PKI needs all three of cert_file, key_file and client_ca_file")
     if cfg.store.url.startswith(("postgresql://", "postgres://")):
         raise src.error(("store", "url"), "the PostgreSQL store is not available in this version; use sqlite:///path")
     return cfg

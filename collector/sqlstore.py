@@ -37,6 +37,7 @@ from collector.store import (
     SeriesRecord,
     StoreSnapshot,
 )
+from collector.trust_sql import TrustReads, TrustTx
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -151,7 +152,7 @@ class StaleBatchError(RuntimeError):
     """A batch whose predecessor was not stored: committing it would move the mark past lost results."""
 
 
-class SqlTx:
+class SqlTx(TrustTx):
     """One open write transaction."""
 
     def __init__(self, cur: Any, dialect: Dialect, history: str) -> None:
@@ -336,7 +337,7 @@ def _history_row(agent_id: str, r: ResultLike, at: float, seq_base: int) -> tupl
             json.dumps(dict(r.metrics), sort_keys=True), at)
 
 
-class SqlStore:
+class SqlStore(TrustReads):
     """The Store protocol over any DB-API connection factory and dialect."""
 
     def __init__(self, dialect: Dialect, connect: Callable[[], Any], *, history: str) -> None:
@@ -376,7 +377,8 @@ class SqlStore:
     def load_snapshot(self, agent_id: str | None = None) -> StoreSnapshot:
         snap = StoreSnapshot()
         where, args = (" WHERE agent_id = ?", (agent_id,)) if agent_id is not None else ("", ())
-        for a in self._query("SELECT * FROM agents" + where.replace("agent_id", "id"), args):
+        for a in self._query("SELECT * FROM agents WHERE retired_at IS NULL" + where.replace(" WHERE agent_id", " AND id"),
+                             args):
             snap.agents.append(AgentRecord(a["id"], a["hostname"], a["labels"], int(a["high_water_seq"]),
                                            int(a["last_seq"]), int(a["spool_depth"]), int(a["dropped_total"]),
                                            float(a["last_seen"]), str(a["incarnation"]), int(a["seq_base"])))
@@ -396,15 +398,18 @@ class SqlStore:
     def agent_liveness(self) -> list[tuple[str, str, float, bool]]:
         rows = self._query(
             "SELECT a.id, a.hostname, a.last_seen, (SELECT COUNT(*) FROM incidents i WHERE i.agent_id = a.id "
-            "AND i.kind = 'agent_lost' AND i.status = 'open') AS lost_open FROM agents a")
+            "AND i.kind = 'agent_lost' AND i.status = 'open') AS lost_open FROM agents a WHERE a.retired_at IS NULL")
         return [(r["id"], r["hostname"], float(r["last_seen"]), bool(r["lost_open"])) for r in rows]
 
     def high_water_seq(self, agent_id: str) -> int:
         rows = self._query("SELECT high_water_seq FROM agents WHERE id = ?", (agent_id,))
         return int(rows[0]["high_water_seq"]) if rows else 0
 
-    def list_agents(self) -> list[Row]:
-        return self._query("SELECT * FROM agents ORDER BY id")
+    def list_agents(self, *, retired: bool = False) -> list[Row]:
+        """Agents of the fleet; with `retired`, the retired ones too (they carry retired_at and retire_reason)."""
+        if retired:
+            return self._query("SELECT * FROM agents ORDER BY id")
+        return self._query("SELECT * FROM agents WHERE retired_at IS NULL ORDER BY id")
 
     def list_incidents(self, status: str, limit: int) -> list[Row]:
         if status == "all":
