@@ -8,7 +8,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -19,6 +19,8 @@ from checks.spec import Duration, PositiveDuration, Size
 from checks.targets import parse_targets
 from checks.yamlsource import YamlSource, load_yaml, validate
 
+_AGENT_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:@\-]{0,127}$")
+"""What the collector accepts as an agent id (collector/sanity.py)."""
 _ADDRESS = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+):(\d{1,5})$")
 
 
@@ -36,12 +38,42 @@ class AgentSection(_Section):
     def _non_empty(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("must not be empty (leave it out to use the hostname)")
+        if not _AGENT_ID.match(v):
+            raise ValueError(f"{v!r} is not a valid agent id: 1-128 characters of A-Z a-z 0-9 _ . : @ -, starting "
+                             "with a letter, digit or _")
         return v
 
 
 class BackoffSection(_Section):
     initial: PositiveDuration = Field(0.5, description="First wait after a failed connection.")
     max: PositiveDuration = Field(30.0, description="Longest wait between reconnection rounds.")
+
+
+class TlsSection(_Section):
+    mode: Literal["mtls", "insecure"] = Field("mtls", description="mtls: this agent proves who it is with its "
+                                              "certificate and checks the collector's; insecure: plain text (`xunjian "
+                                              "up` on loopback only).")
+    ca_file: str = Field("ca.crt", description="The collector's CA certificate (ca.crt from `xunjian ca init`, "
+                         "or your PKI's); relative to agent.yaml.")
+    enroll_token_file: str = Field("enroll.token", description="File with the single-use token from `xunjian "
+                                   "agents enroll ID`, read when the agent has no certificate yet; relative to "
+                                   "agent.yaml.")
+    enroll_address: str | None = Field(None, description="host:port of the collector's enrollment listener; "
+                                       "default: the first collector address with port 9472.")
+    identity_dir: str | None = Field(None, description="Where the agent keeps its key and certificate (0700); "
+                                     "default: identity/ next to the spool.")
+    cert_file: str | None = Field(None, description="Your own PKI: this agent's certificate (no enrollment or "
+                                  "renewal by Xunjian).")
+    key_file: str | None = Field(None, description="Your own PKI: this agent's private key (mode 0600).")
+    server_name: str | None = Field(None, description="The name to expect in the collector's certificate when it "
+                                    "differs from the host in collector.addresses.")
+
+    @field_validator("enroll_address")
+    @classmethod
+    def _enroll_address(cls, v: str | None) -> str | None:
+        if v is not None and not _ADDRESS.match(v):
+            raise ValueError(f"expected host:port such as collector-a:9472, got {v!r}")
+        return v
 
 
 class CollectorSection(_Section):
@@ -52,6 +84,8 @@ class CollectorSection(_Section):
     heartbeat_interval: PositiveDuration = Field(10.0, description="How often the agent reports its spool and seq.")
     connect_timeout: PositiveDuration = Field(5.0, description="How long to wait for the collector's Welcome.")
     reconnect: BackoffSection = Field(default_factory=lambda: BackoffSection.model_validate({}), description="Backoff between attempts.")
+    tls: TlsSection = Field(default_factory=lambda: TlsSection.model_validate({}), description="How the agent and "
+                            "the collector know each other (docs/security.md).")
 
     @field_validator("addresses")
     @classmethod
@@ -158,6 +192,7 @@ def load_agent_config(path: str | Path) -> AgentConfig:
     check_sql_allowed(checks, targets)
 
     check_commands_allowed(checks, model.commands.allow)
+    _check_tls(model.collector.tls, src)
     spool_path = _resolve(base, model.spool.path)
     state_dir = _resolve(base, model.state_dir) if model.state_dir else spool_path.parent / "state"
     return AgentConfig(
@@ -172,6 +207,14 @@ def load_agent_config(path: str | Path) -> AgentConfig:
         targets=targets,
         checks=checks,
     )
+
+
+def _check_tls(tls: TlsSection, src: YamlSource) -> None:
+    if tls.mode != "mtls":
+        return
+    if bool(tls.cert_file) != bool(tls.key_file):
+        raise src.error(("collector", "tls", "key_file" if tls.cert_file else "cert_file"),
+                        "cert_file and key_file go together (your own PKI)")
 
 
 def spool_path_of(path: str | Path) -> Path:

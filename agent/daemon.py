@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agent.config import AgentConfig, CollectorSection, load_agent_config
+from agent.credentials import Credentials
 from agent.scheduler import ScheduleChange, Scheduler
 from agent.spool import Spool, SpoolClosed
 from agent.transport import StreamClient
@@ -54,6 +55,7 @@ def _restart_only(old: AgentConfig, new: AgentConfig) -> list[str]:
         "spool.max_bytes": (old.spool_max_bytes, new.spool_max_bytes),
         "state_dir": (old.state_dir, new.state_dir),
         "concurrency": (old.concurrency, new.concurrency),
+        "collector.tls": (old.collector.tls, new.collector.tls),
     }
     return [name for name, (a, b) in pairs.items() if a != b]
 
@@ -87,6 +89,9 @@ class AgentDaemon:
         self.spool: Spool | None = None
         self.scheduler: Scheduler | None = None
         self.transport: StreamClient | None = None
+        self.credentials = Credentials(config.collector.tls, base_dir=config.source.resolve().parent,
+                                       spool_dir=config.spool_path.parent, agent_id=config.agent.id,
+                                       addresses=config.collector.addresses)
 
     def _hello(self, last_seq: int) -> patrol_pb2.Hello:
         c = self.config
@@ -118,7 +123,9 @@ class AgentDaemon:
             raise StartError("spool", f"cannot write {where}: {exc} (spool.path / state_dir in {c.source}; the "
                              "directory must exist or be creatable and be writable by the agent's user)") from exc
         self._resources["spool"] = self.spool
-        self.transport = self.supervisor.add(StreamClient(c.collector, self.spool, self._hello))
+        self.supervisor.add(self.credentials)
+        self.transport = self.supervisor.add(StreamClient(c.collector, self.spool, self._hello,
+                                                          channel=self.credentials.channel))
         self.scheduler = self.supervisor.add(Scheduler(self.specs, c.run_context(resources=self._resources),
                                                        self._on_results, concurrency=c.concurrency))
         self.supervisor.start()
@@ -166,6 +173,7 @@ class AgentDaemon:
         assert self.scheduler is not None and self.transport is not None
         kept = _restart_only(old, new)
         new = dataclasses.replace(new, agent=new.agent.model_copy(update={"id": old.agent.id}),
+                                  collector=new.collector.model_copy(update={"tls": old.collector.tls}),
                                   spool_path=old.spool_path, spool_max_bytes=old.spool_max_bytes,
                                   state_dir=old.state_dir, concurrency=old.concurrency)
         specs = new.checks.enabled()

@@ -44,6 +44,12 @@ _CHANNEL_OPTIONS = [
 SeriesKey = tuple[str, str, str]
 HelloFactory = Callable[[int], patrol_pb2.Hello]
 """Builds the Hello for a new stream from the spool's last assigned seq."""
+ChannelFactory = Callable[[str, Sequence[tuple[str, Any]]], grpc.Channel]
+"""Makes the channel to one collector address (agent/credentials.py: mTLS with this agent's certificate)."""
+
+
+def insecure_channel(address: str, options: Sequence[tuple[str, Any]]) -> grpc.Channel:
+    return grpc.insecure_channel(address, options=list(options))
 
 
 @dataclass(eq=False)
@@ -115,8 +121,10 @@ class StreamClient:
         hello: HelloFactory,
         *,
         rng: random.Random | None = None,
+        channel: ChannelFactory = insecure_channel,
     ) -> None:
         self._settings = settings
+        self._channel = channel
         self._addresses = list(settings.addresses)
         self._spool = spool
         self._hello = hello
@@ -275,10 +283,11 @@ class StreamClient:
                       extra={"event": "collector.refused", "collector": session.address})
 
     def _connect(self, session: _Session) -> None:
-        channel = grpc.insecure_channel(session.address, options=_CHANNEL_OPTIONS)
+        channel: grpc.Channel | None = None
         receiver: threading.Thread | None = None
         call: Any = None
         try:
+            channel = self._channel(session.address, _CHANNEL_OPTIONS)
             stub: Any = patrol_pb2_grpc.CollectorStub(channel)  # type: ignore[no-untyped-call]
             with self._cond:
                 self._announce = False
@@ -311,7 +320,8 @@ class StreamClient:
                 call.cancel()
             if receiver is not None:
                 receiver.join(2.0)
-            channel.close()
+            if channel is not None:
+                channel.close()
 
     def _receive(self, session: _Session, call: Any) -> None:
         error: BaseException | None = None

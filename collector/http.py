@@ -1,11 +1,9 @@
-"""HTTP on the collector: the route handlers (`Api`) and, apart from them, the transport that serves them.
+"""The collector's HTTP API as route handlers (`Api`), apart from the transport that serves them (collector/web.py).
 
 `Api` knows nothing of sockets: each route takes a Request and returns a Response, and `Api.routes()` is the
-table docs/api.md is tested against. `HttpServer` is today's transport, the standard library's
-ThreadingHTTPServer in threads of the collector process (no dependency; store reads and scrape-time metric
-building run outside the event loop that carries ingest). Replacing it (TLS, tokens, a server that does not
-hold a thread per idle client) means writing another transport over `Api.handle`, nothing else.
-Writes (finding reviews) go through the single store writer like everything else.
+table docs/api.md is tested against. The transport authenticates the caller and passes its Actor; `Api.handle`
+refuses a caller without the route's role. Writes go through the single store writer like everything else.
+JSON answers never carry NaN or Infinity: such a number is written null, with its text beside it.
 """
 
 from __future__ import annotations
@@ -13,20 +11,19 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import re
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.registry import CollectorRegistry
 
 from checks.result import ms_from_us, outcome_name, seconds_from_ms
+from checks.units import parse_duration
 from collector.access import Actor, local_operator
 from collector.audit import AuditEntry
 from collector.exposition import generate_text
@@ -34,16 +31,19 @@ from collector.findings import REVIEW_ACTIONS, FindingStateError, known_categori
 from collector.incidents import status_name
 from collector.state import NO_STATUS, StateEngine
 from collector.store import FINDING_STATES, Row, Store, StoreTx
+from collector.trust import Trust, TrustError
 from collector.writer import Writer
-from service.lifecycle import Health, Host, spawn
+from service.lifecycle import Health
 
 log = logging.getLogger("xunjian.collector.http")
 MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 500
 REVIEW_TIMEOUT_S = 30.0
 JSON = "application/json; charset=utf-8"
-CONSOLE_HTML = (Path(__file__).parent / "static" / "console.html").read_bytes()
-"""A read-only page over the JSON API; the full console comes with its own issue."""
+STATIC = Path(__file__).parent / "static"
+CONSOLE = {name: (STATIC / name).read_bytes() for name in ("console.html", "console.js", "console.css")}
+"""The console page and its script and style, files of their own so the CSP allows no inline script."""
+SESSION_PATH = "/api/v1/session"
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,8 @@ class Request:
     """Values of the route's {placeholders}."""
     actor: Actor = field(default_factory=local_operator)
     """Who is asking, as the transport established it (collector/access.py)."""
+    csrf: str = ""
+    """The CSRF token of the caller's console session, when it has one."""
 
     def json(self) -> Any:
         if not self.body:
@@ -71,10 +73,36 @@ class Response:
     status: HTTPStatus
     body: bytes
     content_type: str = JSON
+    session: tuple[str, float] | None = None
+    """Set the console session cookie: (session id, lifetime in seconds); ("", 0) clears it."""
 
     @staticmethod
-    def of(payload: Any, status: HTTPStatus = HTTPStatus.OK) -> Response:
-        return Response(status, json.dumps(payload, ensure_ascii=False).encode(), JSON)
+    def of(payload: Any, status: HTTPStatus = HTTPStatus.OK, session: tuple[str, float] | None = None) -> Response:
+        return Response(status, json_bytes(payload), JSON, session)
+
+
+def json_bytes(payload: Any) -> bytes:
+    """JSON that every parser reads: a NaN or infinite number becomes null (the fast path does not look)."""
+    try:
+        return json.dumps(payload, ensure_ascii=False, allow_nan=False).encode()
+    except ValueError:
+        return json.dumps(finite(payload), ensure_ascii=False, allow_nan=False).encode()
+
+
+def finite(value: Any) -> Any:
+    """`value` with every non-finite float replaced by None; a mapping gains "<key>_text" with the number's text."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                out[f"{k}_text"] = repr(v)
+            out[k] = finite(v)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
 
 
 Handler = Callable[[Request], Response]
@@ -88,6 +116,8 @@ class Route:
     handler: Handler
     role: str = "viewer"
     """The least role that may call it (collector/access.py): viewer, operator, dba or admin."""
+    anonymous: bool = False
+    """Served without a token even when the API requires one (the console's page and its sign-in)."""
 
     def match(self, method: str, path: str) -> dict[str, str] | None:
         if method != self.method:
@@ -108,42 +138,99 @@ class ApiError(Exception):
         self.message = message
 
 
+MAX_QUERY_INT = 2**63 - 1
+
+
 def _int_param(query: Mapping[str, list[str]], name: str, default: int, *, maximum: int | None = None) -> int:
     raw = query.get(name, [None])[0]
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(HTTPStatus.BAD_REQUEST, f"{name} must be an integer, got {raw!r}") from None
+    if len(raw) > 20 or not raw.strip().lstrip("-").isdigit():
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"{name} must be an integer, got {raw[:40]!r}")
+    value = int(raw)
     if value < 0:
         raise ApiError(HTTPStatus.BAD_REQUEST, f"{name} must not be negative, got {value}")
+    if value > MAX_QUERY_INT:
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"{name} must be at most {MAX_QUERY_INT}")
     return min(value, maximum) if maximum is not None else value
+
+
+def _text_field(body: Any, name: str, *, required: bool = False, limit: int = 4096) -> str:
+    value = body.get(name, "") if isinstance(body, dict) else ""
+    if not isinstance(value, str):
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"{name} must be a string")
+    if required and not value.strip():
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"{name} is required")
+    if len(value) > limit:
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"{name} is longer than {limit} characters")
+    return value
+
+
+def _seconds(body: Any, name: str) -> float | None:
+    """A lifetime from a JSON body: seconds as a number, or a duration such as "90d"."""
+    value = body.get(name) if isinstance(body, dict) else None
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, (str, int, float)):
+            raise ValueError(f"expected a duration such as 90d, got {value!r}")
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"{name}: {exc}") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"{name} must be a positive duration")
+    return seconds
 
 
 class Api:
     """Route handlers; `handle` is the one entry point a transport calls."""
 
     def __init__(self, engine: StateEngine, store: Store, writer: Writer, registry: CollectorRegistry,
-                 clock: Callable[[], float], health: Callable[[], Mapping[str, Health]]) -> None:
+                 clock: Callable[[], float], health: Callable[[], Mapping[str, Health]],
+                 trust: Trust | None = None, *, auth_required: bool = False) -> None:
         self.engine = engine
         self.store = store
         self.writer = writer
         self.registry = registry
         self.clock = clock
         self.health = health
+        self.trust = trust
+        """Tokens, sessions, enrollment, agents' certificates and retirement."""
+        self.auth_required = auth_required
+        """Whether the transport authenticates callers (http.auth: tokens); without, every caller is admin."""
         self._routes = self.routes()
 
     def routes(self) -> list[Route]:
         def json_get(fn: Callable[[Request], Any]) -> Handler:
             return lambda req: Response.of(fn(req))
 
+        def static(name: str, content_type: str) -> Route:
+            path = "/" if name == "console.html" else f"/{name}"
+            return Route("GET", path, lambda _req: Response(HTTPStatus.OK, CONSOLE[name], content_type),
+                         anonymous=True)
+
+        def admin(method: str, pattern: str, fn: Callable[[Request], Any]) -> Route:
+            return Route(method, pattern, json_get(fn), "admin")
+
         return [
-            Route("GET", "/", lambda _req: Response(HTTPStatus.OK, CONSOLE_HTML, "text/html; charset=utf-8")),
+            static("console.html", "text/html; charset=utf-8"),
+            static("console.js", "text/javascript; charset=utf-8"),
+            static("console.css", "text/css; charset=utf-8"),
+            Route("GET", SESSION_PATH, self.whoami, anonymous=True),
+            Route("POST", SESSION_PATH, self.sign_in, anonymous=True),
+            Route("POST", SESSION_PATH + "/end", self.sign_out),
             Route("GET", "/healthz", self.healthz),
             Route("GET", "/metrics", lambda _req: Response(HTTPStatus.OK, generate_text(self.registry),
                                                            CONTENT_TYPE_LATEST)),
-            Route("GET", "/api/v1/agents", json_get(lambda _req: self.agents())),
+            Route("GET", "/api/v1/agents", json_get(self.agents)),
+            admin("POST", "/api/v1/agents/{id}/enroll", self.enroll),
+            admin("POST", "/api/v1/agents/{id}/revoke", self.revoke_agent),
+            admin("POST", "/api/v1/agents/{id}/retire", self.retire_agent),
+            admin("GET", "/api/v1/certificates", lambda req: self._trust().store.list_certificates(
+                req.query.get("agent", [None])[0])),
+            admin("GET", "/api/v1/tokens", lambda _req: self._trust().store.list_tokens()),
+            admin("POST", "/api/v1/tokens", self.create_token),
+            admin("POST", "/api/v1/tokens/{name}/revoke", self.revoke_token),
             Route("GET", "/api/v1/checks", json_get(lambda req: self.checks(req.query))),
             Route("GET", "/api/v1/incidents", json_get(lambda req: self.incidents(req.query))),
             Route("GET", "/api/v1/results", json_get(lambda req: self.results(req.query))),
@@ -158,8 +245,13 @@ class Api:
     def _reviewer(self, action: str) -> Handler:
         return lambda req: Response.of(self.review(_finding_id(req.params["id"]), action, req.json(), req.actor))
 
+    def route(self, method: str, path: str) -> Route | None:
+        """The route that serves `method path`, if any (the transport asks before it authenticates)."""
+        path = "/" if path == "/console" else path
+        return next((r for r in self._routes if r.match(method, path) is not None), None)
+
     def handle(self, method: str, path: str, query: Mapping[str, list[str]], body: bytes = b"",
-               actor: Actor | None = None) -> Response:
+               actor: Actor | None = None, csrf: str = "") -> Response:
         """Answer one request; errors are JSON {"error": ...} with their status, a bug is a 500 that is logged."""
         if path == "/console":
             path = "/"
@@ -172,7 +264,7 @@ class Api:
                     if not caller.may(route.role):
                         raise ApiError(HTTPStatus.FORBIDDEN, f"{method} {route.pattern} needs the {route.role} role; "
                                        f"{caller.name} has {caller.role}")
-                    return route.handler(Request(method, path, query, body, params, caller))
+                    return route.handler(Request(method, path, query, body, params, caller, csrf))
                 if route.match(route.method, path) is not None:
                     allowed.append(route.method)
             if allowed:
@@ -180,9 +272,12 @@ class Api:
             raise ApiError(HTTPStatus.NOT_FOUND, f"no such endpoint: {method} {path}")
         except ApiError as exc:
             return Response.of({"error": exc.message}, exc.status)
-        except Exception as exc:
-            log.exception("HTTP %s %s failed", method, path)
-            return Response.of({"error": f"internal error: {exc}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
+        except TrustError as exc:
+            return Response.of({"error": str(exc)}, HTTPStatus(exc.status))
+        except Exception:
+            log.exception("HTTP %s %s failed", method, path[:200])
+            return Response.of({"error": "internal error; the collector's log has the details"},
+                               HTTPStatus.INTERNAL_SERVER_ERROR)
 
     def healthz(self, _req: Request) -> Response:
         parts = {name: {"ok": h.ok, "detail": h.detail} for name, h in self.health().items()}
@@ -192,9 +287,69 @@ class Api:
                                HTTPStatus.SERVICE_UNAVAILABLE)
         return Response.of({"status": "ok", "components": parts})
 
-    def agents(self) -> list[Row]:
+    # sessions, tokens, agents' trust
+
+    def _trust(self) -> Trust:
+        if self.trust is None:
+            raise ApiError(HTTPStatus.CONFLICT, "this collector keeps no tokens, enrollments or certificates")
+        return self.trust
+
+    def whoami(self, req: Request) -> Response:
+        """Who the console is signed in as, with the CSRF token its state changes must carry; 401 when nobody."""
+        if self.auth_required and not req.actor.authenticated:
+            return Response.of({"error": "not signed in"}, HTTPStatus.UNAUTHORIZED)
+        a = req.actor
+        return Response.of({"name": a.name, "role": a.role, "via": a.via, "csrf": req.csrf,
+                            "auth": "tokens" if self.auth_required else "none"})
+
+    def sign_in(self, req: Request) -> Response:
+        if not self.auth_required:
+            return self.whoami(req)
+        trust = self._trust()
+        token = _text_field(req.json(), "token", required=True, limit=256)
+        signed = trust.sign_in(token.strip(), req.actor.remote)
+        if signed is None:
+            log.warning("console sign-in from %s refused: unknown, expired or revoked token", req.actor.remote,
+                        extra={"event": "session.refused", "peer": req.actor.remote})
+            return Response.of({"error": "unknown, expired or revoked token"}, HTTPStatus.UNAUTHORIZED)
+        session_id, session = signed
+        a = session.actor
+        return Response.of({"name": a.name, "role": a.role, "via": a.via, "csrf": session.csrf,
+                            "expires_at": session.expires_at}, session=(session_id, session.expires_at - self.clock()))
+
+    def sign_out(self, req: Request) -> Response:
+        return Response.of({"signed_out": True}, session=("", 0))
+
+    def create_token(self, req: Request) -> Row:
+        body = req.json()
+        name = _text_field(body, "name", required=True, limit=128)
+        role = _text_field(body, "role", required=True, limit=16)
+        secret, row = self._trust().create_token(req.actor, name, role, _seconds(body, "expires_in"))
+        return {**row, "token": secret, "note": "shown once: store it now (the collector keeps only its hash)"}
+
+    def revoke_token(self, req: Request) -> Row:
+        self._trust().revoke_token(req.actor, req.params["name"])
+        return {"revoked": req.params["name"]}
+
+    def enroll(self, req: Request) -> Row:
+        agent_id = req.params["id"]
+        token, expires = self._trust().enroll_agent(req.actor, agent_id, _seconds(req.json(), "expires_in"))
+        return {"agent": agent_id, "token": token, "expires_at": expires,
+                "note": "single use, shown once: give it to the agent (collector.tls.enroll_token_file)"}
+
+    def revoke_agent(self, req: Request) -> Row:
+        reason = _text_field(req.json(), "reason", required=True)
+        return {"agent": req.params["id"], "revoked": self._trust().revoke_agent(req.actor, req.params["id"], reason)}
+
+    def retire_agent(self, req: Request) -> Row:
+        reason = _text_field(req.json(), "reason", required=True)
+        row = self._trust().retire(req.actor, req.params["id"], reason)
+        return row
+
+    def agents(self, req: Request) -> list[Row]:
+        retired = req.query.get("retired", [""])[0] in ("1", "true", "yes")
         out = []
-        for row in self.store.list_agents():
+        for row in self.store.list_agents(retired=retired):
             live = self.engine.agents.get(row["id"])
             out.append({
                 "id": row["id"], "hostname": row["hostname"], "labels": row["labels"], "roles": row["roles"],
@@ -206,6 +361,8 @@ class Api:
                 "high_water_seq": row["high_water_seq"],
                 "spool_depth": live.spool_depth if live else row["spool_depth"],
                 "dropped": live.dropped_total if live else row["dropped_total"],
+                "series_capped": live.series_capped if live else 0,
+                "retired_at": row.get("retired_at"), "retire_reason": row.get("retire_reason", ""),
             })
         return out
 
@@ -309,70 +466,3 @@ def _finding_id(raw: str) -> int:
     if not raw.isdigit():
         raise ApiError(HTTPStatus.BAD_REQUEST, f"finding id must be a number, got {raw!r}")
     return int(raw)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """Today's transport: HTTP/1.1 over the standard library, every request handed to `Api.handle`."""
-
-    api: Api
-    server_version = "xunjian-collector"
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
-
-    def _serve(self, body: bytes = b"") -> None:
-        url = urlsplit(self.path)
-        actor = local_operator(f"{self.client_address[0]}:{self.client_address[1]}")
-        response = self.api.handle(self.command, url.path, parse_qs(url.query), body, actor)
-        self.send_response(response.status)
-        self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        self.wfile.write(response.body)
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        self._serve(self.rfile.read(length) if length else b"")
-
-
-class HttpServer:
-    """The HTTP transport as the collector's "http" component."""
-
-    name = "http"
-
-    def __init__(self, api: Api, host: str, port: int) -> None:
-        self.api = api
-        self.address = (host, port)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1]) if self._server is not None else 0
-
-    def start(self, host: Host) -> None:
-        handler = type("Handler", (_Handler,), {"api": self.api})
-        try:
-            self._server = ThreadingHTTPServer(self.address, handler)
-        except OSError as exc:
-            raise OSError(f"cannot listen on {self.address[0]}:{self.address[1]} (listen.http): "
-                          f"{exc.strerror or exc}") from None
-        self._server.daemon_threads = True
-        self._thread = spawn("xunjian-http", self._server.serve_forever, host, self.name)
-
-    def stop(self, timeout: float = 5.0) -> bool:
-        if self._server is None:
-            return True
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout)
-        self._server.server_close()
-        return self._thread is None or not self._thread.is_alive()
-
-    def health(self) -> Health:
-        alive = self._thread is not None and self._thread.is_alive()
-        return Health(alive, "" if alive else "not serving")

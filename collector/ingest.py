@@ -143,6 +143,14 @@ class IngestServicer(patrol_pb2_grpc.CollectorServicer):
         """Agents whose in-memory state ran ahead of a failed commit; rebuilt from the store at their next Hello."""
         self._open: dict[str, int] = {}
         """Streams per identity, counted from the moment the identity is known (before the Hello is stored)."""
+        self._tasks: dict[str, set[asyncio.Task[Any]]] = {}
+        """The tasks serving each agent's streams, so that retiring an agent ends them."""
+
+    def end_agent(self, agent_id: str) -> None:
+        """The agent was retired: end its streams and forget its state (call on the event loop)."""
+        for task in list(self._tasks.get(agent_id, ())):
+            task.cancel()
+        self.engine.forget(agent_id)
 
     async def Stream(self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         peer = context.peer()
@@ -183,9 +191,17 @@ class IngestServicer(patrol_pb2_grpc.CollectorServicer):
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                 f"agent {agent_id} already has {self._open[agent_id]} streams open")
         self._open[agent_id] = self._open.get(agent_id, 0) + 1
+        task = asyncio.current_task()
+        tasks = self._tasks.setdefault(agent_id, set())
+        if task is not None:
+            tasks.add(task)
         try:
             await self._serve(agent_id, first.hello, identity.via, peer, context)
         finally:
+            if task is not None:
+                tasks.discard(task)
+            if not tasks:
+                self._tasks.pop(agent_id, None)
             left = self._open.get(agent_id, 1) - 1
             if left:
                 self._open[agent_id] = left
@@ -364,14 +380,24 @@ class PendingAcks:
         return done
 
 
+MAX_STREAMS_PER_CONNECTION = 16
+"""An agent needs one stream per connection; more on one connection is someone else."""
+AddService = Callable[[grpc.aio.Server], None]
+
+
 def build_grpc_server(servicer: IngestServicer, *, max_message_bytes: int,
-                      interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
-    """The ingest server with grpc.health.v1; auth/TLS interceptors plug in here."""
+                      interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+                      services: Sequence[AddService] = ()) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    """The ingest server with grpc.health.v1 and any other `services` (enrollment's Renew). Messages larger than
+    `max_message_bytes` are refused by gRPC before they are parsed."""
     server = grpc.aio.server(interceptors=list(interceptors), options=[
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", 4 * 1024 * 1024),
+        ("grpc.max_concurrent_streams", MAX_STREAMS_PER_CONNECTION),
     ])
     patrol_pb2_grpc.add_CollectorServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    for add in services:
+        add(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     return server, health_servicer
@@ -389,13 +415,18 @@ class IngestServer:
     name = "grpc"
 
     def __init__(self, loop: EventLoop, servicer: IngestServicer, listen: str, *, max_message_bytes: int,
-                 interceptors: Sequence[grpc.aio.ServerInterceptor] = (), grace: float = 2.0) -> None:
+                 interceptors: Sequence[grpc.aio.ServerInterceptor] = (), grace: float = 2.0,
+                 credentials: Callable[[], grpc.ServerCredentials] | None = None,
+                 services: Sequence[AddService] = ()) -> None:
         self.loop = loop
         self.servicer = servicer
         self.listen = listen
         self.max_message_bytes = max_message_bytes
         self.interceptors = interceptors
         self.grace = grace
+        self.credentials = credentials
+        """mTLS (collector/grpc_tls.py), made on the event loop at start; None serves plain text."""
+        self.services = services
         self.port = 0
         self._server: grpc.aio.Server | None = None
         self._serving = False
@@ -405,9 +436,12 @@ class IngestServer:
 
     async def _start(self) -> None:
         self._server, health_servicer = build_grpc_server(self.servicer, max_message_bytes=self.max_message_bytes,
-                                                          interceptors=self.interceptors)
+                                                          interceptors=self.interceptors, services=self.services)
         try:
-            self.port = self._server.add_insecure_port(self.listen)
+            if self.credentials is not None:
+                self.port = self._server.add_secure_port(self.listen, self.credentials())
+            else:
+                self.port = self._server.add_insecure_port(self.listen)
         except RuntimeError as exc:  # grpc raises this when the address is in use
             raise OSError(f"cannot listen on {self.listen} (listen.grpc): {exc}") from None
         if self.port == 0:

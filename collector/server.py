@@ -21,16 +21,31 @@ from typing import Any, TypeVar
 import grpc
 
 from checks.config_error import ConfigError
+from collector.access import Actor
+from collector.audit import AuditEntry
 from collector.backends import open_store, store_location
-from collector.config import CollectorConfig, load_config
-from collector.http import Api, HttpServer
+from collector.config import CollectorConfig, is_loopback, load_config
+from collector.grpc_tls import (
+    CertificateFiles,
+    EnrollmentServicer,
+    EnrollServer,
+    ensure_server_certificate,
+    open_authority,
+    tls_files,
+)
+from collector.http import Api
+from collector.identity import CertificateIdentity, Identify, insecure_identity
 from collector.ingest import IngestServer, IngestServicer, log_after_commit
 from collector.loop import EventLoop
 from collector.metrics import PatrolMetrics, build_registry
-from collector.state import AgentLiveness, StateEngine
+from collector.pki import Authority, PkiError
+from collector.state import AgentLiveness, Limits, StateEngine
 from collector.store import Store
 from collector.timers import Timers
+from collector.trust import Trust
+from collector.web import WebServer
 from collector.writer import Writer
+from protos import patrol_pb2_grpc
 from service.control import AlreadyRunning, PidFile, ReloadReporter
 from service.lifecycle import (
     EXIT_FAILED,
@@ -51,6 +66,8 @@ HOUSEKEEPING_INTERVAL_S = 60.0
 PURGE_CHUNK = 10_000
 LOST_AGENTS = "lost-agent check"
 HOUSEKEEPING = "housekeeping"
+SERVER_CERTIFICATE = "server certificate"
+SERVER_CERTIFICATE_CHECK_S = 3600.0
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -87,7 +104,9 @@ class Collector:
         self.clock = clock
         self.interceptors = interceptors
         self.supervisor = Supervisor("collector", log)
-        self.engine = StateEngine(history_all=config.store.history == "all")
+        ingest = config.ingest
+        self.engine = StateEngine(history_all=config.store.history == "all", limits=Limits(
+            ingest.max_series_per_agent, ingest.max_seq_ahead, ingest.max_summary_chars))
         self.store: Store | None = None
         self.writer: Writer | None = None
         self.servicer: IngestServicer | None = None
@@ -97,6 +116,10 @@ class Collector:
         self.http_port = 0
         self.pid_file: PidFile | None = None
         self.reloads: ReloadReporter | None = None
+        self.authority: Authority | None = None
+        self.identity: CertificateIdentity | None = None
+        self.trust: Trust | None = None
+        self.enroll_port = 0
 
     def start(self) -> None:
         """Open the store (one clear StartError if it cannot be written), then start every part in order."""
@@ -114,23 +137,48 @@ class Collector:
             raise StartError("store", f"cannot open {path}: {exc} (store.url; its directory must exist or be "
                              "creatable and be writable by the collector's user)") from exc
         self.reloads = ReloadReporter(status_path)
+        files = self._open_tls(store)
         self.loop = loop = self.supervisor.add(EventLoop())
         self.writer = writer = self.supervisor.add(Writer(store))
         ingest = cfg.ingest
+        self.trust = trust = Trust(store, writer, self.clock, session_ttl=cfg.http.session_ttl,
+                                   enroll_token_ttl=cfg.tls.enroll_token_ttl, agent_cert_ttl=cfg.tls.agent_cert_ttl,
+                                   authority=self.authority, identity=self.identity, engine=self.engine,
+                                   on_retire=self._end_agent)
+        identify: Identify = self.identity if self.identity is not None else insecure_identity
         self.servicer = IngestServicer(self.engine, writer, store, max_batch_results=ingest.max_batch_results,
-                                       collector_id=socket.gethostname(), clock=self.clock)
-        grpc_server = self.supervisor.add(IngestServer(loop, self.servicer, cfg.listen.grpc,
-                                                       max_message_bytes=ingest.max_message_bytes,
-                                                       interceptors=self.interceptors))
+                                       collector_id=socket.gethostname(), clock=self.clock, identify=identify,
+                                       hello_timeout=ingest.hello_timeout,
+                                       max_streams_per_agent=ingest.max_streams_per_agent)
+        services = []
+        enroll_servicer = None
+        if files is not None and self.identity is not None:
+            ca = files.files.client_ca
+            enroll_servicer = EnrollmentServicer(trust, self.identity, ca.read_bytes)
+            services.append(lambda server: patrol_pb2_grpc.add_EnrollmentServicer_to_server(  # type: ignore[no-untyped-call]
+                enroll_servicer, server))
+        grpc_server = self.supervisor.add(IngestServer(
+            loop, self.servicer, cfg.listen.grpc, max_message_bytes=ingest.max_message_bytes,
+            interceptors=self.interceptors, services=services,
+            credentials=(lambda: files.credentials(client_auth=True)) if files is not None else None))
+        enroll = None
+        if files is not None and enroll_servicer is not None and self.authority is not None:
+            enroll = self.supervisor.add(EnrollServer(loop, enroll_servicer, cfg.listen.enroll, files))
         self.timers = timers = self.supervisor.add(Timers(loop, self.clock, store.is_unavailable))
         timers.every(LOST_AGENTS, self._lost_interval(), self.check_lost_agents)
         timers.every(HOUSEKEEPING, self._housekeeping_interval(), self.housekeeping)
+        if self.authority is not None:
+            timers.every(SERVER_CERTIFICATE, SERVER_CERTIFICATE_CHECK_S, self.renew_server_certificate)
         registry = build_registry(PatrolMetrics(self.engine, store, self.servicer.stats, writer.stats, self.clock))
         host, port = _split(cfg.listen.http)
-        http = self.supervisor.add(HttpServer(Api(self.engine, store, writer, registry, self.clock, self.health),
-                                              host, port))
+        api = Api(self.engine, store, writer, registry, self.clock, self.health, trust,
+                  auth_required=cfg.http.auth == "tokens")
+        http = self.supervisor.add(WebServer(api, cfg.http, host, port,
+                                             trust=trust if cfg.http.auth == "tokens" else None))
         self.supervisor.start()
         self.grpc_port, self.http_port = grpc_server.port, http.port
+        self.enroll_port = enroll.port if enroll is not None else 0
+        self._warn_unauthenticated()
         newest = store.list_audit(limit=1, newest_first=True)
         if newest:
             log.info("audit trail head: entry %d, hash %s", newest[0]["id"], newest[0]["hash"],
@@ -140,6 +188,50 @@ class Collector:
                  cfg.listen.grpc, self.grpc_port, cfg.listen.http, self.http_port, path, cfg.store.history,
                  len(self.engine.agents), cfg.agents.lost_after,
                  extra={"event": "start", "grpc_port": self.grpc_port, "http_port": self.http_port})
+
+    def _open_tls(self, store: Store) -> CertificateFiles | None:
+        """The CA (own PKI: none), a current server certificate, and the denylist; StartError when unsafe."""
+        cfg = self.config
+        if cfg.tls.mode != "mtls":
+            return None
+        try:
+            self.authority = open_authority(cfg)
+            if self.authority is not None:
+                ensure_server_certificate(self.authority, cfg, self.clock())
+            files = CertificateFiles(tls_files(cfg))
+            files.check()
+        except PkiError as exc:
+            raise StartError("tls", str(exc)) from exc
+        self.identity = CertificateIdentity(cfg.tls.agent_id_from, revoked=store.revoked_serials(self.clock()),
+                                            retired=store.retired_agents())
+        return files
+
+    def _warn_unauthenticated(self) -> None:
+        cfg = self.config
+        if cfg.tls.mode == "insecure" and not is_loopback(cfg.listen.grpc):
+            log.warning("gRPC ingest on %s is NOT authenticated (tls.mode: insecure): anyone who reaches it can pose "
+                        "as any agent. Use tls.mode: mtls (docs/security.md)", cfg.listen.grpc,
+                        extra={"event": "insecure", "listener": "grpc"})
+        if cfg.http.auth == "none" and not is_loopback(cfg.listen.http):
+            log.warning("HTTP on %s is NOT authenticated (http.auth: none): anyone who reaches it is admin. Use "
+                        "http.auth: tokens (docs/security.md)", cfg.listen.http,
+                        extra={"event": "insecure", "listener": "http"})
+
+    def _end_agent(self, agent_id: str) -> None:
+        """A retired agent's streams end and its memory goes (from any thread)."""
+        servicer, loop = self.servicer, self.loop
+        if servicer is None or loop is None:
+            return
+
+        async def end() -> None:
+            servicer.end_agent(agent_id)
+
+        loop.submit(end())
+
+    async def renew_server_certificate(self) -> None:
+        """The collector's CA renews the server certificate at 2/3 of its life; handshakes take it at once."""
+        if self.authority is not None:
+            await asyncio.to_thread(ensure_server_certificate, self.authority, self.config, self.clock())
 
     def health(self) -> dict[str, Health]:
         return self.supervisor.health()
@@ -209,6 +301,7 @@ class Collector:
         except (ConfigError, ValueError) as exc:
             log.error("reload refused, still running the previous configuration:\n%s", exc,
                       extra={"event": "reload", "ok": False})
+            self._audit_reload(False, str(exc))
             return False, str(exc)
         kept = _restart_only(old, new)
         merged = new.model_copy(update={
@@ -223,12 +316,22 @@ class Collector:
             self.loop.call(self._reschedule(), timeout=10)
         changed = [name for name in ("agents.lost_after", "findings.fixed_after", "store.history_retention",
                                      "ingest.max_batch_results") if _field(old, name) != _field(merged, name)]
+        self._audit_reload(True, "")
         message = "reload applied: " + (", ".join(f"{n} {_show(old, n)} -> {_show(merged, n)}" for n in changed)
                                          or "nothing changed")
         if kept:
             message += f"; not applied until the collector restarts: {', '.join(kept)}"
         log.info("%s", message, extra={"event": "reload", "ok": True})
         return True, message
+
+    def _audit_reload(self, ok: bool, error: str) -> None:
+        """A reload is asked for by whoever may signal the collector's process (its user or root)."""
+        if self.writer is None:
+            return
+        actor = Actor("local", "admin", "signal:SIGHUP")
+        entry = AuditEntry.of(actor, "collector.reload", str(self.source or "collector"), self.clock(), ok=ok,
+                              **({"error": error[:500]} if error else {}))
+        self.writer.submit(lambda tx: tx.audit(entry))
 
     async def _reschedule(self) -> None:
         assert self.timers is not None

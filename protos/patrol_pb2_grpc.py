@@ -95,3 +95,120 @@ class Collector:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class EnrollmentStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Enroll = channel.unary_unary(
+                '/xunjian.v1.Enrollment/Enroll',
+                request_serializer=protos_dot_patrol__pb2.EnrollRequest.SerializeToString,
+                response_deserializer=protos_dot_patrol__pb2.Certificate.FromString,
+                _registered_method=True)
+        self.Renew = channel.unary_unary(
+                '/xunjian.v1.Enrollment/Renew',
+                request_serializer=protos_dot_patrol__pb2.RenewRequest.SerializeToString,
+                response_deserializer=protos_dot_patrol__pb2.Certificate.FromString,
+                _registered_method=True)
+
+
+class EnrollmentServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def Enroll(self, request, context):
+        """on listen.enroll: TLS, no client certificate yet
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Renew(self, request, context):
+        """on listen.grpc: mTLS
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_EnrollmentServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Enroll': grpc.unary_unary_rpc_method_handler(
+                    servicer.Enroll,
+                    request_deserializer=protos_dot_patrol__pb2.EnrollRequest.FromString,
+                    response_serializer=protos_dot_patrol__pb2.Certificate.SerializeToString,
+            ),
+            'Renew': grpc.unary_unary_rpc_method_handler(
+                    servicer.Renew,
+                    request_deserializer=protos_dot_patrol__pb2.RenewRequest.FromString,
+                    response_serializer=protos_dot_patrol__pb2.Certificate.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'xunjian.v1.Enrollment', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('xunjian.v1.Enrollment', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Enrollment:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Enroll(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xunjian.v1.Enrollment/Enroll',
+            protos_dot_patrol__pb2.EnrollRequest.SerializeToString,
+            protos_dot_patrol__pb2.Certificate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Renew(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xunjian.v1.Enrollment/Renew',
+            protos_dot_patrol__pb2.RenewRequest.SerializeToString,
+            protos_dot_patrol__pb2.Certificate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 from checks.config_error import ConfigError
 from checks.result import FINDING_CATEGORIES
-from xunjian import __version__
+from xunjian import __version__, trustcli
 from xunjian.client import ApiError, Client
 from xunjian.table import render
 
@@ -158,6 +158,8 @@ def _parser() -> argparse.ArgumentParser:
     alist.set_defaults(handler=_cmd_audit_list)
     averify = audit.add_parser("verify", help="check every link of the hash chain; exit 1 when it is broken")
     averify.set_defaults(handler=_cmd_audit_verify)
+    trustcli.add_audit_export(audit)
+    trustcli.add_parsers(sub)
     return p
 
 

@@ -12,10 +12,16 @@ import time
 import urllib.request
 from pathlib import Path
 
+LOOPBACK_COLLECTOR = """\
+# `xunjian up` on loopback: agents are not authenticated and every HTTP caller is admin (docs/security.md).
+tls: {mode: insecure}
+http: {auth: none}
+"""
+
 COLLECTOR_YAML = """\
 # Written by `xunjian up`; edit freely, it is not overwritten.
 listen: {{grpc: "{grpc}", http: "{http}"}}
-store:
+""" + LOOPBACK_COLLECTOR + """store:
   url: sqlite:///{store}
   history: transitions
   history_retention: 7d
@@ -29,6 +35,7 @@ agent:
   labels: {{role: local}}
 collector:
   addresses: ["{grpc}"]
+  tls: {{mode: insecure}}
 spool:
   path: {spool}
   max_bytes: 64MiB
@@ -44,6 +51,10 @@ def write_configs(data_dir: Path, grpc: str, http: str) -> tuple[Path, Path]:
     agent = data_dir / "agent.yaml"
     if not collector.exists():
         collector.write_text(COLLECTOR_YAML.format(grpc=grpc, http=http, store=(data_dir / "collector.db").resolve()))
+    elif "\ntls:" not in "\n" + collector.read_text():
+        with collector.open("a") as f:  # written by an older version: keep it running on loopback as before
+            f.write("\n" + LOOPBACK_COLLECTOR)
+        print(f"note: added the loopback settings (tls: insecure, http auth: none) to {collector}", file=sys.stderr)
     if not agent.exists():
         agent.write_text(AGENT_YAML.format(
             agent_id=json.dumps(socket.gethostname()),

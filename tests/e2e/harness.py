@@ -137,14 +137,16 @@ class Fleet:
     procs: list[Process] = field(default_factory=list)
 
     def collector(self, *, history: str = "all", lost_after: str = "3s", grpc_port: int | None = None,
-                  http_port: int | None = None, name: str = "collector", extra: str = "") -> Collector:
+                  http_port: int | None = None, name: str = "collector", extra: str = "",
+                  tls: str = "{mode: insecure}", http_auth: str = "{auth: none}") -> Collector:
+        """A collector; plain-text gRPC and an unauthenticated API unless `tls` / `http_auth` say otherwise."""
         grpc = f"127.0.0.1:{grpc_port or free_port()}"
         http = f"127.0.0.1:{http_port or free_port()}"
         cfg = self.root / f"{name}.yaml"
         cfg.write_text(
             f'listen: {{grpc: "{grpc}", http: "{http}"}}\n'
             f"store: {{url: 'sqlite:///{self.root / (name + '.db')}', history: {history}, history_retention: 7d}}\n"
-            f"agents: {{lost_after: {lost_after}}}\n{extra}"
+            f"agents: {{lost_after: {lost_after}}}\ntls: {tls}\nhttp: {http_auth}\n{extra}"
         )
         c = Collector(name=name, args=[sys.executable, "-m", "xunjian", "collector", "serve", "--config", str(cfg)],
                       log=self.root / f"{name}.log", grpc=grpc, http=http)
@@ -152,7 +154,8 @@ class Fleet:
         return c
 
     def agent(self, agent_id: str, collector_addresses: list[str], checks_yaml: str, *,
-              spool_max: str = "64MiB", packs: str = "[pack.yaml]", extra: str = "") -> Process:
+              spool_max: str = "64MiB", packs: str = "[pack.yaml]", extra: str = "",
+              tls: str = "{mode: insecure}") -> Process:
         adir = self.root / agent_id
         adir.mkdir(exist_ok=True)
         (adir / "pack.yaml").write_text(checks_yaml)
@@ -161,7 +164,7 @@ class Fleet:
         cfg.write_text(
             f"agent: {{id: {agent_id}, labels: {{role: test}}}}\n"
             f"collector: {{addresses: [{addrs}], heartbeat_interval: 1s, batch_wait: 50ms,"
-            f" reconnect: {{initial: 100ms, max: 1s}}}}\n"
+            f" reconnect: {{initial: 100ms, max: 1s}}, tls: {tls}}}\n"
             f"spool: {{path: spool.db, max_bytes: {spool_max}}}\n"
             f"packs: {packs}\n{extra}"
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -138,8 +139,18 @@ def site(venv: Path, tmp_path: Path) -> Iterator[Site]:
     # result kept, so the test can count them.
     collector_cfg = yaml.safe_load((ROOT / "deploy/examples/collector.yaml").read_text())
     collector_cfg["store"].update(url=f"sqlite:///{tmp_path / 'collector.db'}", history="all")
+    # mTLS across the two hosts, as deployed: the collector's CA, a server certificate for its address, and the
+    # agent enrolled with a single-use token. The API stays on the collector host's loopback, unauthenticated.
+    collector_cfg["tls"].update(dir=str(tmp_path / "pki"), server_names=["192.0.2.1"])
+    collector_cfg["http"] = {"auth": "none"}
     (tmp_path / "collector.yaml").write_text(yaml.safe_dump(collector_cfg))
     (tmp_path / "agent").mkdir()
+    for command in (["ca", "init"], ["agents", "enroll", "his-app-01"]):
+        done = subprocess.run([xunjian, *command, "--config", str(tmp_path / "collector.yaml")], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    (tmp_path / "agent" / "enroll.token").write_text(done.stdout.strip() + "\n")
+    shutil.copy(tmp_path / "pki" / "ca.crt", tmp_path / "agent" / "ca.crt")
     (tmp_path / "agent" / "steady.yaml").write_text(steady_pack())
     (tmp_path / "agent" / "agent.yaml").write_text(
         "agent: {id: his-app-01, labels: {site: e2e}}\n"

@@ -37,7 +37,7 @@ def write_config(tmp_path: Path, address: str) -> Path:
     path = tmp_path / "agent.yaml"
     path.write_text(
         "agent:\n  id: ward-3\n  labels: {site: main}\n  roles: [his-app]\n"
-        f'collector:\n  addresses: ["{address}"]\n  batch_wait: 20ms\n'
+        f'collector:\n  addresses: ["{address}"]\n  batch_wait: 20ms\n  tls: {{mode: insecure}}\n'
         "  reconnect: {initial: 50ms, max: 200ms}\n"
         "spool:\n  path: data/spool.db\npacks: [self.yaml]\n",
         encoding="utf-8",

@@ -20,7 +20,10 @@ from protos import patrol_pb2, patrol_pb2_grpc
 
 
 def config(data_dir: Path, **sections: Any) -> CollectorConfig:
-    listen = {"grpc": "127.0.0.1:0", "http": "127.0.0.1:0"}
+    """Loopback ports; plain-text gRPC and an unauthenticated API unless the test passes tls/http sections."""
+    listen = {"grpc": "127.0.0.1:0", "http": "127.0.0.1:0", "enroll": "127.0.0.1:0"}
+    sections.setdefault("tls", {"mode": "insecure"})
+    sections.setdefault("http", {"auth": "none"})
     return CollectorConfig.for_data_dir(data_dir, listen=listen, **sections)
 
 

@@ -36,7 +36,8 @@ def test_bad_config_returns_2_with_the_message(tmp_path: Path, capsys: pytest.Ca
 def test_sigterm_stops_cleanly(tmp_path: Path) -> None:
     grpc_port, http_port = free_port(), free_port()
     path = tmp_path / "collector.yaml"
-    path.write_text(f"listen: {{grpc: '127.0.0.1:{grpc_port}', http: '127.0.0.1:{http_port}'}}\n", encoding="utf-8")
+    path.write_text(f"listen: {{grpc: '127.0.0.1:{grpc_port}', http: '127.0.0.1:{http_port}'}}\n"
+                    "tls: {mode: insecure}\nhttp: {auth: none}\n", encoding="utf-8")
     proc = subprocess.Popen([sys.executable, "-m", "collector.server", str(path)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -69,6 +70,7 @@ def test_sigterm_stops_cleanly(tmp_path: Path) -> None:
 def run_collector(tmp_path: Path, store: str, *, prelude: str = "", timeout: float = 60) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "collector.yaml"
     path.write_text(f"listen: {{grpc: '127.0.0.1:{free_port()}', http: '127.0.0.1:{free_port()}'}}\n"
+                    "tls: {mode: insecure}\nhttp: {auth: none}\n"
                     f"store: {{url: '{store}'}}\n", encoding="utf-8")
     code = f"{prelude}\nimport sys\nfrom pathlib import Path\nfrom collector.server import serve\nsys.exit(serve(Path(sys.argv[1])))"
     return subprocess.run([sys.executable, "-c", code, str(path)], cwd=ROOT, capture_output=True, text=True,
