@@ -31,7 +31,8 @@ from service.lifecycle import Health, Host, spawn
 log = logging.getLogger("xunjian.agent.credentials")
 RENEW_AT = 2 / 3
 RETRY_S = (5.0, 300.0)
-"""Waits between failed enrollment or renewal attempts: from the first to the longest."""
+"""Waits between failed enrollment or renewal attempts: from the first to the longest. The first is also the
+shortest time between two renewals, whatever a certificate's dates say."""
 RPC_TIMEOUT_S = 15.0
 ENROLL_PORT = 9472
 IDENTITY_FILE = "identity.pem"
@@ -229,6 +230,7 @@ class Credentials:
                 else:
                     self._renew(identity)
                 failures = 0
+                self._sleep(RETRY_S[0])
             except Exception as exc:
                 failures += 1
                 wait = min(RETRY_S[1], RETRY_S[0] * 2 ** min(failures - 1, 10)) * self._rng.uniform(0.8, 1.0)

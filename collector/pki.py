@@ -26,7 +26,8 @@ from collector.identity import AGENT_URI_PREFIX
 CA_KEY, CA_CERT, SERVER_KEY, SERVER_CERT = "ca.key", "ca.crt", "server.key", "server.crt"
 CA_TTL = dt.timedelta(days=3650)
 CLOCK_SKEW = dt.timedelta(minutes=5)
-"""Certificates start this much before now, so an agent whose clock is a little behind accepts them."""
+"""Certificates start up to this much before now (a tenth of their life at most), so an agent whose clock is a
+little behind accepts them, and 2/3 of the life still falls well after the issue."""
 
 
 class PkiError(Exception):
@@ -136,8 +137,9 @@ class Authority:
         now = _now()
         serial = _serial()
         not_after = min(now + ttl, self.cert.not_valid_after_utc)
+        not_before = now - min(CLOCK_SKEW, ttl / 10)
         cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(self.cert.subject)
-                .public_key(public_key).serial_number(serial).not_valid_before(now - CLOCK_SKEW)
+                .public_key(public_key).serial_number(serial).not_valid_before(not_before)
                 .not_valid_after(not_after)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                 .add_extension(san, critical=False)
@@ -145,8 +147,8 @@ class Authority:
                 .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
                                critical=False)
                 .sign(self._key, hashes.SHA256()))
-        return Issued(cert.public_bytes(serialization.Encoding.PEM), format(serial, "x"),
-                      (now - CLOCK_SKEW).timestamp(), not_after.timestamp())
+        return Issued(cert.public_bytes(serialization.Encoding.PEM), format(serial, "x"), not_before.timestamp(),
+                      not_after.timestamp())
 
     def issue_agent(self, agent_id: str, csr_pem: bytes, ttl: dt.timedelta) -> Issued:
         """An agent certificate for the key in `csr_pem`; the id comes from the caller (token or current
@@ -185,15 +187,6 @@ class Authority:
         write_private(self.directory / SERVER_KEY, key)
         write_public(self.directory / SERVER_CERT, issued.pem + self.cert_pem)
         return issued
-
-
-def make_csr(agent_id: str) -> tuple[bytes, bytes]:
-    """A new agent key and a CSR for it: (key PEM, CSR PEM). The agent keeps the key; only the CSR travels."""
-    key = _key()
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, agent_id)]))
-           .sign(key, hashes.SHA256()))
-    return key_pem(key), csr.public_bytes(serialization.Encoding.PEM)
 
 
 def certificate_times(pem: bytes) -> tuple[float, float]:
