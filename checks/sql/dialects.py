@@ -19,6 +19,7 @@ Drivers are imported here, lazily, when a target of theirs first connects.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -26,6 +27,8 @@ from typing import Any
 from checks.sql.rows import Rows, ServerInfo
 from checks.sql.target import Target
 from checks.sql.version import parse_version
+
+log = logging.getLogger("xunjian.checks.sql")
 
 APPLICATION_NAME = "xunjian"
 
@@ -499,8 +502,31 @@ class MssqlConnection(Connection):
         return out
 
 
+VERIFIED = ("verify-ca", "verify-full")
+"""TLS modes that authenticate the server: only then may a password travel in a form the server can read."""
+SCRAM_ONLY = "scram-sha-256,none"
+"""libpq's require_auth: SCRAM (the password never reaches the server) or no password at all (trust, peer)."""
+
+
+def protects_password(target: Target, password: str | None) -> bool:
+    """Whether this connection must keep the password from a server that is not verified (the default)."""
+    return bool(password) and target.tls.plaintext_password == "refuse" and target.tls.mode not in VERIFIED
+
+
+class PlaintextPasswordRefused(ConnectionError):
+    """The server asked for the password in a form it (or whoever poses as it) could read; nothing was sent."""
+
+
+def _plaintext_allowed(target: Target, password: str | None) -> None:
+    if password and target.tls.plaintext_password == "allow" and target.tls.mode not in VERIFIED:
+        log.warning("target %s: the password may cross the network readable (tls.plaintext_password: allow); use "
+                    "TLS with verify-full, or SCRAM / ed25519 accounts, and remove this setting", target.name,
+                    extra={"event": "sql.plaintext_password_allowed", "target": target.name})
+
+
 def open_connection(target: Target, password: str | None, timeout: float) -> Connection:
     """Connect, apply the session rules and detect the server; raises driver errors for the caller to classify."""
+    _plaintext_allowed(target, password)
     opener = {
         ("postgres", "native"): _open_psycopg,
         ("mysql", "native"): _open_pymysql,
@@ -540,9 +566,18 @@ def _open_psycopg(target: Target, password: str | None, timeout: float) -> Any:
         "sslrootcert": tls.ca_file,
         "sslcert": tls.cert_file,
         "sslkey": tls.key_file,
+        "require_auth": SCRAM_ONLY if protects_password(target, password) else None,
     }
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     return psycopg.connect(target.dsn or "", autocommit=True, **kwargs)
+
+
+class _RefusePlaintext:
+    """PyMySQL auth plugin handler for mysql_clear_password and dialog (PAM): refuses before anything is sent."""
+
+    def __init__(self, conn: Any) -> None:
+        raise PlaintextPasswordRefused("the server asked for the password in cleartext (mysql_clear_password or "
+                                       "dialog); refused: nothing was sent (tls.plaintext_password)")
 
 
 def _open_pymysql(target: Target, password: str | None, timeout: float) -> Any:
@@ -562,6 +597,8 @@ def _open_pymysql(target: Target, password: str | None, timeout: float) -> Any:
         "charset": "utf8mb4",
         "program_name": APPLICATION_NAME,
     }
+    if protects_password(target, password):
+        kwargs["auth_plugin_map"] = {"mysql_clear_password": _RefusePlaintext, "dialog": _RefusePlaintext}
     if tls.mode == "disable":
         kwargs["ssl_disabled"] = True
     elif tls.mode in ("require", "verify-ca", "verify-full"):
@@ -597,8 +634,15 @@ def odbc_connection_string(target: Target, password: str | None) -> str:
     t = target
     tls = t.tls
     parts: dict[str, str | int | None]
+    protect = protects_password(t, password) and bool(t.user)
     if t.dialect == "mssql":
         encrypt = {"disable": "no", "prefer": None, "require": "yes", "verify-ca": "yes", "verify-full": "yes"}[tls.mode]
+        if protect:
+            if tls.mode == "disable":
+                raise PlaintextPasswordRefused(f"target {t.name}: a SQL Server login with tls.mode disable would send "
+                                               "the password readable; use prefer or stronger, or Windows "
+                                               "authentication (or tls.plaintext_password: allow for an old server)")
+            encrypt = "yes"  # the login packet carries the password, only lightly obfuscated
         trust = "yes" if t.trust_server_certificate or tls.mode == "require" else ("no" if encrypt else None)
         parts = {
             "Driver": t.odbc_driver,
@@ -620,7 +664,8 @@ def odbc_connection_string(target: Target, password: str | None) -> str:
             "Database": t.database,
             "Uid": t.user,
             "Pwd": password,
-            "SSLmode": tls.mode,
+            # psqlODBC's libpq may be too old for require_auth: the password then crosses only inside TLS
+            "SSLmode": "require" if protect and tls.mode in ("disable", "prefer") else tls.mode,
             "BoolsAsChar": 0,
         }
     elif t.dialect == "mysql":

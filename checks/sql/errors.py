@@ -71,7 +71,8 @@ _PATTERNS: tuple[tuple[Outcome, re.Pattern[str]], ...] = tuple(
                                    r"max_user_connections|ORA-00018|ORA-00020|ORA-12516|ORA-12519|ORA-12520|"
                                    r"maximum number of '?\d+'? user connections|\b17809\b"),
         (Outcome.AUTH_FAILED, r"password authentication failed|access denied for user|login failed|ORA-01017|ORA-28000|"
-                              r"ORA-28001|no pg_hba\.conf entry|authentication failed|ORA-01005|DPY-4001|role \"[^\"]*\" does not exist"),
+                              r"ORA-28001|no pg_hba\.conf entry|authentication failed|ORA-01005|DPY-4001|role \"[^\"]*\" does not exist|"
+                              r"authentication method requirement|password in cleartext|would send the password"),
         (Outcome.DNS_ERROR, r"could not translate host name|name or service not known|unknown (mysql |mariadb )?server host|"
                             r"temporary failure in name resolution|getaddrinfo|nodename nor servname|no address associated"),
         (Outcome.CONNECTION_REFUSED, r"terminating connection|connection has been lost|lost connection|"

@@ -37,6 +37,10 @@ class TlsOptions(BaseModel):
     mode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] = Field(
         "prefer", description="disable, prefer (driver default), require (encrypt, no verification), verify-ca, verify-full."
     )
+    plaintext_password: Literal["refuse", "allow"] = Field(
+        "refuse", description="refuse (default): the password never crosses the network readable (PostgreSQL: "
+        "SCRAM only unless the server is verified; MySQL/MariaDB: no cleartext or dialog plugin; SQL Server: "
+        "encrypted login; psqlODBC: TLS required). allow: for old servers only, logged at every connection.")
     ca_file: str | None = Field(None, description="CA bundle (PEM) for verify-ca / verify-full.")
     cert_file: str | None = Field(None, description="Client certificate (PEM), when the server wants one.")
     key_file: str | None = Field(None, description="Client key (PEM).")

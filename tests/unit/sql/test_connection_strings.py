@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from checks.sql.dialects import odbc_connection_string
+import pytest
+
+from checks.sql.dialects import PlaintextPasswordRefused, odbc_connection_string
 from checks.sql.target import Target, TlsOptions
 
 
@@ -34,14 +36,22 @@ def test_mssql_read_only_intent_and_defaults() -> None:
     assert a["Driver"] == "{ODBC Driver 18 for SQL Server}"
     assert a["Server"] == "tcp:emr-sql,1433" and a["Database"] == "EMR" and a["UID"] == "mon" and a["PWD"] == "{pw}"
     assert a["ApplicationIntent"] == "ReadOnly" and a["APP"] == "xunjian"
-    assert "Encrypt" not in a, "prefer keeps the driver's default (Driver 18: encrypt)"
+    assert (a["Encrypt"], a["TrustServerCertificate"]) == ("yes", "no"), \
+        "a SQL login's password is in the login packet: it is always encrypted (tls.plaintext_password: refuse)"
+
+
+def test_mssql_without_a_password_keeps_the_drivers_default() -> None:
+    a = attrs(odbc_connection_string(target(dialect="mssql", host="h", odbc_driver="D"), None))
+    assert "Encrypt" not in a
 
 
 def test_mssql_tls_modes() -> None:
     def a(**kw: Any) -> dict[str, str]:
         return attrs(odbc_connection_string(target(dialect="mssql", host="h", user="u", odbc_driver="D", **kw), "p"))
 
-    assert a(tls=TlsOptions(mode="disable"))["Encrypt"] == "no"
+    with pytest.raises(PlaintextPasswordRefused, match="would send the password readable"):
+        a(tls=TlsOptions(mode="disable"))
+    assert a(tls=TlsOptions(mode="disable", plaintext_password="allow"))["Encrypt"] == "no"
     req = a(tls=TlsOptions(mode="require"))
     assert (req["Encrypt"], req["TrustServerCertificate"]) == ("yes", "yes")
     full = a(tls=TlsOptions(mode="verify-full"))
