@@ -119,6 +119,7 @@ class Collector:
         self.authority: Authority | None = None
         self.identity: CertificateIdentity | None = None
         self.trust: Trust | None = None
+        self.api: Api | None = None
         self.enroll_port = 0
 
     def start(self) -> None:
@@ -171,8 +172,8 @@ class Collector:
             timers.every(SERVER_CERTIFICATE, SERVER_CERTIFICATE_CHECK_S, self.renew_server_certificate)
         registry = build_registry(PatrolMetrics(self.engine, store, self.servicer.stats, writer.stats, self.clock))
         host, port = _split(cfg.listen.http)
-        api = Api(self.engine, store, writer, registry, self.clock, self.health, trust,
-                  auth_required=cfg.http.auth == "tokens")
+        self.api = api = Api(self.engine, store, writer, registry, self.clock, self.health, trust,
+                             auth_required=cfg.http.auth == "tokens")
         http = self.supervisor.add(WebServer(api, cfg.http, host, port,
                                              trust=trust if cfg.http.auth == "tokens" else None))
         self.supervisor.start()
