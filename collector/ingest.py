@@ -8,6 +8,7 @@ so an agent may keep several batches in flight.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -143,13 +144,15 @@ class IngestServicer(patrol_pb2_grpc.CollectorServicer):
         """Agents whose in-memory state ran ahead of a failed commit; rebuilt from the store at their next Hello."""
         self._open: dict[str, int] = {}
         """Streams per identity, counted from the moment the identity is known (before the Hello is stored)."""
-        self._tasks: dict[str, set[asyncio.Task[Any]]] = {}
-        """The tasks serving each agent's streams, so that retiring an agent ends them."""
+        self._streams: dict[str, set[grpc.aio.ServicerContext[Any, Any]]] = {}
+        """The open streams of each agent, so that retiring it ends them."""
+        self._ending: set[asyncio.Future[None]] = set()
 
     def end_agent(self, agent_id: str) -> None:
         """The agent was retired: end its streams and forget its state (call on the event loop)."""
-        for task in list(self._tasks.get(agent_id, ())):
-            task.cancel()
+        for context in list(self._streams.get(agent_id, ())):
+            self._ending.add(asyncio.ensure_future(_end_stream(context, f"agent {agent_id} was retired")))
+            self._ending = {f for f in self._ending if not f.done()}
         self.engine.forget(agent_id)
 
     async def Stream(self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
@@ -191,17 +194,14 @@ class IngestServicer(patrol_pb2_grpc.CollectorServicer):
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                 f"agent {agent_id} already has {self._open[agent_id]} streams open")
         self._open[agent_id] = self._open.get(agent_id, 0) + 1
-        task = asyncio.current_task()
-        tasks = self._tasks.setdefault(agent_id, set())
-        if task is not None:
-            tasks.add(task)
+        streams = self._streams.setdefault(agent_id, set())
+        streams.add(context)
         try:
             await self._serve(agent_id, first.hello, identity.via, peer, context)
         finally:
-            if task is not None:
-                tasks.discard(task)
-            if not tasks:
-                self._tasks.pop(agent_id, None)
+            streams.discard(context)
+            if not streams:
+                self._streams.pop(agent_id, None)
             left = self._open.get(agent_id, 1) - 1
             if left:
                 self._open[agent_id] = left
@@ -341,6 +341,12 @@ class IngestServicer(patrol_pb2_grpc.CollectorServicer):
         snap = await asyncio.to_thread(self.store.load_snapshot, agent_id)
         self.engine.reload_agent(agent_id, snap, self.clock())
         self._needs_reload.discard(agent_id)
+
+
+async def _end_stream(context: grpc.aio.ServicerContext[Any, Any], why: str) -> None:
+    """End another task's stream with PERMISSION_DENIED (its pending read then ends too)."""
+    with contextlib.suppress(grpc.aio.AbortError, Exception):
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, why)
 
 
 def _status_of(context: grpc.aio.ServicerContext[Any, Any]) -> str:

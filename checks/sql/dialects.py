@@ -19,6 +19,7 @@ Drivers are imported here, lazily, when a target of theirs first connects.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 from collections.abc import Iterator
@@ -513,6 +514,25 @@ def protects_password(target: Target, password: str | None) -> bool:
     return bool(password) and target.tls.plaintext_password == "refuse" and target.tls.mode not in VERIFIED
 
 
+LIBPQ_REQUIRE_AUTH = 160000
+"""libpq 16 added require_auth."""
+
+
+@functools.cache
+def odbc_libpq_requires_scram() -> bool:
+    """Whether the system's libpq (the one psqlODBC uses) knows require_auth."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("pq")
+    if name is None:
+        return False
+    try:
+        return int(ctypes.CDLL(name).PQlibVersion()) >= LIBPQ_REQUIRE_AUTH
+    except (OSError, AttributeError):
+        return False
+
+
 class PlaintextPasswordRefused(ConnectionError):
     """The server asked for the password in a form it (or whoever poses as it) could read; nothing was sent."""
 
@@ -664,8 +684,10 @@ def odbc_connection_string(target: Target, password: str | None) -> str:
             "Database": t.database,
             "Uid": t.user,
             "Pwd": password,
-            # psqlODBC's libpq may be too old for require_auth: the password then crosses only inside TLS
-            "SSLmode": "require" if protect and tls.mode in ("disable", "prefer") else tls.mode,
+            # psqlODBC passes pqopt to libpq: SCRAM only where libpq knows require_auth, else TLS is required
+            "SSLmode": "require" if protect and tls.mode in ("disable", "prefer") and not odbc_libpq_requires_scram()
+            else tls.mode,
+            "pqopt": f"{{require_auth={SCRAM_ONLY}}}" if protect and odbc_libpq_requires_scram() else None,
             "BoolsAsChar": 0,
         }
     elif t.dialect == "mysql":

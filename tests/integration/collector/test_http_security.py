@@ -11,7 +11,6 @@ import json
 import math
 import re
 import socket
-import sqlite3
 import threading
 import time
 from pathlib import Path
