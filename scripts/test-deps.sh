@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts what the tests need on a Debian/Ubuntu machine: ODBC drivers, Monitoring Plugins, pg_cron,
 # Prometheus (promtool), Alertmanager, iproute2 (network namespaces for the two-host install test), systemd
-# (systemd-analyze checks the units), and PostgreSQL + MariaDB on 127.0.0.1 when none are running.
+# (systemd-analyze checks the units), headless Chromium and its WebDriver with CJK fonts (the console's screenshot),
+# and PostgreSQL + MariaDB on 127.0.0.1 when none are running.
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,7 @@ cd "$(dirname "$0")/.."
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 PACKAGES=(unixodbc odbc-postgresql odbc-mariadb monitoring-plugins-basic prometheus prometheus-alertmanager logrotate
-          iproute2 systemd)
+          iproute2 systemd chromium chromium-driver fonts-noto-cjk)
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 

@@ -85,14 +85,30 @@ class Process:
 class Collector(Process):
     grpc: str = ""
     http: str = ""
+    token: str = ""
+    """An API token the test reads with (http.auth: tokens)."""
+    config: Path | None = None
+
+    def _open(self, path: str) -> Any:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return urllib.request.urlopen(urllib.request.Request(f"http://{self.http}{path}", headers=headers), timeout=5)
 
     def get(self, path: str) -> Any:
-        with urllib.request.urlopen(f"http://{self.http}{path}", timeout=5) as resp:
+        with self._open(path) as resp:
             return json.loads(resp.read())
 
     def text(self, path: str) -> str:
-        with urllib.request.urlopen(f"http://{self.http}{path}", timeout=5) as resp:
+        with self._open(path) as resp:
             return str(resp.read().decode())
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """`xunjian ARGS` against this collector (its URL, its token)."""
+        env = dict(os.environ, XUNJIAN_URL=f"http://{self.http}", XUNJIAN_TOKEN=self.token, PYTHONPATH=str(ROOT))
+        done = subprocess.run([sys.executable, "-m", "xunjian", *args], capture_output=True, text=True, timeout=60,
+                              env=env, cwd=ROOT)
+        if check:
+            assert done.returncode == 0, f"xunjian {' '.join(args)}: {done.stderr}"
+        return done
 
     def healthy(self) -> bool:
         try:
@@ -149,7 +165,7 @@ class Fleet:
             f"agents: {{lost_after: {lost_after}}}\ntls: {tls}\nhttp: {http_auth}\n{extra}"
         )
         c = Collector(name=name, args=[sys.executable, "-m", "xunjian", "collector", "serve", "--config", str(cfg)],
-                      log=self.root / f"{name}.log", grpc=grpc, http=http)
+                      log=self.root / f"{name}.log", grpc=grpc, http=http, config=cfg)
         self.procs.append(c)
         return c
 
