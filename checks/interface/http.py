@@ -113,6 +113,17 @@ def request_headers(spec: HttpClientFields, extra: dict[str, str]) -> dict[str, 
     return headers
 
 
+def shown_url(url: str) -> str:
+    """A URL as summaries and errors show it: no user:password and no query values (webhook and robot URLs carry
+    their keys there), so a secret in a URL never reaches a result, a log or the collector."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    query = "&".join(f"{p.split('=', 1)[0]}=…" if "=" in p else p for p in parts.query.split("&")) if parts.query else ""
+    return f"{parts.scheme}://{host}{parts.path}" + (f"?{query}" if query else "")
+
+
 def exchange(
     spec: HttpClientFields, ctx: RunContext, method: str, body: bytes | None, extra_headers: dict[str, str]
 ) -> HttpAnswer:
@@ -134,7 +145,8 @@ def exchange(
         redirects += 1
         previous, url = url, urljoin(url, location)
         if urlsplit(url).scheme not in ("http", "https"):
-            raise ProbeFailure(Status.CRITICAL, Outcome.PROTOCOL_ERROR, f"redirected to a non-HTTP URL {url}")
+            raise ProbeFailure(Status.CRITICAL, Outcome.PROTOCOL_ERROR,
+                               f"redirected to a non-HTTP URL {shown_url(url)}")
         if _origin(url) != _origin(previous):
             secret = {"authorization", "cookie", "proxy-authorization"} | {n.lower() for n in spec.header_env}
             headers = {k: v for k, v in headers.items() if k.lower() not in secret}
@@ -190,7 +202,7 @@ def status_failure(answer: HttpAnswer, expected: list[int] | None) -> ProbeFailu
     if ok:
         return None
     wanted = "/".join(str(s) for s in expected) if expected else "below 400"
-    summary = f"{answer.url} answered {answer.status} {answer.reason}, expected {wanted}"
+    summary = f"{shown_url(answer.url)} answered {answer.status} {answer.reason}, expected {wanted}"
     if answer.status in (401, 403):
         return ProbeFailure(Status.CRITICAL, Outcome.AUTH_FAILED, summary)
     if answer.status == 404:
@@ -347,7 +359,7 @@ class HttpSpec(HttpClientFields):
                  "redirects": float(answer.redirects)},
             )
 
-        return guarded(self, ctx, self.url, run)
+        return guarded(self, ctx, shown_url(self.url), run)
 
     def _content_failure(self, answer: HttpAnswer) -> ProbeFailure | None:
         if self.expect_body is None and self.expect_regex is None and not self.expect_json:
@@ -368,7 +380,7 @@ class HttpSpec(HttpClientFields):
                 problem = "; ".join(problems) or None
         if problem is None:
             return None
-        return ProbeFailure(Status.CRITICAL, Outcome.CONTENT_MISMATCH, f"{answer.status} from {answer.url}, but {problem}")
+        return ProbeFailure(Status.CRITICAL, Outcome.CONTENT_MISMATCH, f"{answer.status} from {shown_url(answer.url)}, but {problem}")
 
 
 SPECS: dict[str, type[CheckSpec]] = {"http": HttpSpec}

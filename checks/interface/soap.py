@@ -15,7 +15,7 @@ from xml.etree.ElementTree import Element, ParseError
 from pydantic import Field, field_validator, model_validator
 
 from checks.context import RunContext
-from checks.interface.http import HttpClientFields, exchange, status_failure
+from checks.interface.http import HttpClientFields, exchange, shown_url, status_failure
 from checks.interface.outcomes import ProbeFailure, guarded, timed_result
 from checks.result import Outcome, Result, Status
 from checks.spec import CheckSpec
@@ -188,7 +188,7 @@ class SoapSpec(HttpClientFields):
                 soap = parse_envelope(answer.body, answer.headers.get_content_charset())
             except SoapError as exc:
                 raise status_failure(answer, None) or ProbeFailure(
-                    Status.CRITICAL, Outcome.PROTOCOL_ERROR, f"{answer.status} from {answer.url}: {exc}"
+                    Status.CRITICAL, Outcome.PROTOCOL_ERROR, f"{answer.status} from {shown_url(answer.url)}: {exc}"
                 ) from None
             if soap.fault is not None:
                 raise ProbeFailure(
@@ -203,7 +203,7 @@ class SoapSpec(HttpClientFields):
                 {"status_code": float(answer.status), "body_bytes": float(len(answer.body))},
             )
 
-        return guarded(self, ctx, self.url, run)
+        return guarded(self, ctx, shown_url(self.url), run)
 
     def _content_failure(self, soap: SoapAnswer) -> ProbeFailure | None:
         if self.expect_element is None:

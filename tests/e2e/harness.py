@@ -88,6 +88,8 @@ class Collector(Process):
     token: str = ""
     """An API token the test reads with (http.auth: tokens)."""
     config: Path | None = None
+    enroll: str = ""
+    """host:port of the enrollment listener, when the test gives it one."""
 
     def _open(self, path: str) -> Any:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
