@@ -42,7 +42,8 @@ def results_clamped(agent_id: str, clamped: dict[str, int]) -> None:
                 extra={"event": "results.clamped", "agent": agent_id, **clamped})
 
 
-_CLAMPED = {"unsafe_id": "with an unsafe check id, target or key",
+_CLAMPED = {"status": "with a status outside OK 0 .. UNKNOWN 3",
+            "unsafe_id": "with an unsafe check id, target or key",
             "series_cap": "of new series beyond ingest.max_series_per_agent"}
 
 

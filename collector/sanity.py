@@ -10,7 +10,6 @@ from a broken or hostile agent; a result that a real agent may produce by accide
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,8 +34,8 @@ STATUS_MAX = 3
 """UNKNOWN, the highest of the Nagios statuses (OK 0 ... UNKNOWN 3)."""
 
 
-REFUSAL_REASONS = ("hello", "seq_order", "seq_ahead", "status")
-CLAMP_KINDS = ("non_finite_value", "summary", "unsafe_id", "series_cap")
+REFUSAL_REASONS = ("hello", "seq_order", "seq_ahead")
+CLAMP_KINDS = ("non_finite_value", "summary", "status", "unsafe_id", "series_cap")
 
 
 class FrameRefused(ValueError):
@@ -87,39 +86,33 @@ def _show(value: str) -> str:
     return repr(text)
 
 
-def check_batch_seqs(results: Sequence[ResultLike], ceiling: int) -> None:
-    """Seqs strictly increase and stay at or below `ceiling`; raises FrameRefused naming the first offender."""
+def check_batch(results: Sequence[ResultLike], ceiling: int) -> None:
+    """Seqs strictly increase and stay at or below `ceiling`; raises FrameRefused naming the first offender. One
+    pass reading one integer per result: this runs for every result ingested. (A status outside the enum is left
+    out by the state engine where it would change a series, which costs nothing on the common path.)"""
     previous = 0
-    for i, r in enumerate(results):
+    for r in results:
         seq = r.seq
         if seq <= previous:
-            raise FrameRefused("seq_order", f"result {i} has seq {seq} after seq {previous}: seqs must strictly "
-                               "increase within a batch")
+            raise FrameRefused("seq_order", f"seq {seq} after seq {previous}: seqs must strictly increase within a "
+                               "batch")
         previous = seq
     if previous > ceiling:
         raise FrameRefused("seq_ahead", f"seq {previous} is beyond what this agent's spool can hold ahead of the seq "
                            f"it last reported (at most {ceiling})")
 
 
-def check_statuses(results: Sequence[ResultLike]) -> None:
-    for i, r in enumerate(results):
-        status = r.status
-        if not 0 <= status <= STATUS_MAX:
-            raise FrameRefused("status", f"result {i} (seq {r.seq}) has status {status}, outside OK 0, WARNING 1, "
-                               "CRITICAL 2, UNKNOWN 3")
+def clamp_value(r: ResultLike, stats: SanityStats) -> None:
+    """A non-finite value (a plugin printing x=1e999) is dropped; its text stays in the summary."""
+    raw = repr(r.value)
+    r.ClearField("value")
+    r.summary = f"{r.summary} (value {raw} dropped: not a finite number)"
+    stats.clamp("non_finite_value")
 
 
-def clamp_result(r: ResultLike, max_summary: int, stats: SanityStats) -> None:
-    """Make a result that a real agent may send by accident fit: a non-finite value is dropped (its text kept in
-    the summary), a long summary is cut. Called for every result, so it reads as little as it can."""
-    if r.HasField("value") and not math.isfinite(r.value):
-        raw = repr(r.value)
-        r.ClearField("value")
-        r.summary = f"{r.summary} (value {raw} dropped: not a finite number)"
-        stats.clamp("non_finite_value")
-    if len(r.summary) > max_summary:
-        r.summary = r.summary[:max_summary] + TRUNCATED
-        stats.clamp("summary")
+def clamp_summary(r: ResultLike, max_summary: int, stats: SanityStats) -> None:
+    r.summary = r.summary[:max_summary] + TRUNCATED
+    stats.clamp("summary")
 
 
 MAX_HELLO_TEXT = 1024

@@ -7,6 +7,7 @@ result message itself is kept and read only at scrape time).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -27,15 +28,17 @@ from collector.events import (
 )
 from collector.sanity import (
     MAX_SEQ,
+    STATUS_MAX,
     SanityStats,
-    check_batch_seqs,
-    check_statuses,
-    clamp_result,
+    check_batch,
+    clamp_summary,
+    clamp_value,
     safe_id,
     safe_key,
 )
 from collector.store import StoreSnapshot
 
+INF = math.inf
 NO_STATUS = -1
 OK = int(Status.OK)
 """The checks' OK as the plain int the wire carries (protobuf enums compare as ints)."""
@@ -244,8 +247,7 @@ class StateEngine:
         """
         a = self.agent(agent_id)
         if results:
-            check_batch_seqs(results, self.seq_ceiling(agent_id))
-            check_statuses(results)
+            check_batch(results, self.seq_ceiling(agent_id))
         effects = BatchEffects(agent_id, a.accepted_seq, now, from_seq=a.accepted_seq, seq_base=a.seq_base)
         effects.incidents.extend(self.touch(agent_id, now))
         if not results:
@@ -261,21 +263,27 @@ class StateEngine:
         series = a.series
         limits, sanity = self.limits, self.sanity
         max_summary = limits.max_summary_chars
+        left_out: list[ResultLike] = []
         for r in results:
-            clamp_result(r, max_summary, sanity)
+            if not -INF < r.value < INF:  # NaN fails both comparisons; an unset value reads 0.0
+                clamp_value(r, sanity)
+            if len(r.summary) > max_summary:
+                clamp_summary(r, max_summary, sanity)
             k = (r.check_id, r.target, r.key)
+            status = r.status
             s = series.get(k)
             if s is None:
                 if a.retired and (k[0], k[1]) in a.retired:
                     continue  # sent before the reload that removed the check; its series has ended
-                refused = self._new_series_refused(a, k)
+                refused = self._new_series_refused(a, k, status)
                 if refused:
-                    sanity.clamp(refused)
-                    effects.clamped[refused] = effects.clamped.get(refused, 0) + 1
+                    left_out.append(self._leave_out(r, refused, effects))
                     continue
                 s = series[k] = Series(self._rule(a, k[0], k[1]))
+            elif status != s.status and not 0 <= status <= STATUS_MAX:
+                left_out.append(self._leave_out(r, "status", effects))
+                continue  # an equal status was checked when the series took it
             s.latest = r
-            status = r.status
             if status == s.status:
                 if status == OK:
                     if s.incident:
@@ -296,13 +304,22 @@ class StateEngine:
                 engine = s.rule.labels.get("engine", "")
                 effects.findings.extend(FindingSeen(agent_id, k[1], k[0], engine, f, now) for f in r.findings)
         if self.history_all:
-            effects.history = list(results)
+            effects.history = list(results) if not left_out else [r for r in results if r not in left_out]
         a.accepted_seq = effects.high_water_seq = max(hwm, results[-1].seq)
         effects.accepted = len(results)
         return effects
 
-    def _new_series_refused(self, a: AgentState, k: SeriesKey) -> str | None:
-        """Why a result may not open a new series: an unsafe id, or the agent is at its series cap."""
+    def _leave_out(self, r: ResultLike, why: str, effects: BatchEffects) -> ResultLike:
+        """A result clamped away (frame sanity): counted, never applied, not kept in history."""
+        self.sanity.clamp(why)
+        effects.clamped[why] = effects.clamped.get(why, 0) + 1
+        return r
+
+    def _new_series_refused(self, a: AgentState, k: SeriesKey, status: int) -> str | None:
+        """Why a result may not open a new series: a status outside the enum, an unsafe id, or the agent is at its
+        series cap."""
+        if not 0 <= status <= STATUS_MAX:
+            return "status"
         if not safe_id(k[0]) or (k[1] and not safe_id(k[1])) or not safe_key(k[2]):
             return "unsafe_id"
         if len(a.series) >= self.limits.max_series_per_agent:

@@ -69,13 +69,18 @@ def test_a_forged_last_seq_does_not_widen_the_window_beyond_one_spool() -> None:
     refused(engine, result(10**12))
 
 
-def test_status_outside_the_enum_is_refused_and_opens_nothing() -> None:
-    engine = StateEngine()
+def test_status_outside_the_enum_is_left_out_and_opens_nothing_regression_status_minus_one() -> None:
+    engine = StateEngine(history_all=True)
     hello(engine, CheckRule("his.disk"))
-    for status in (-1, 4, 99):
-        exc = refused(engine, result(1, OK), result(2, status))
-        assert exc.reason == "status" and str(status) in str(exc)
-    assert engine.agents[AGENT].series == {}
+    eff = batch(engine, result(1, -1, key="/new"), result(2, 99, key="/new2"))
+    assert engine.agents[AGENT].series == {} and eff.incidents == [] and eff.clamped == {"status": 2}
+    assert eff.history == [] and eff.high_water_seq == 2
+    batch(engine, result(3, CRITICAL))
+    eff = batch(engine, result(4, -1), result(5, 7), result(6, CRITICAL))
+    s = engine.agents[AGENT].series[("his.disk", "", "/data")]
+    assert s.status == CRITICAL and s.latest is not None and s.latest.seq == 6
+    assert eff.clamped == {"status": 2} and [r.seq for r in eff.history] == [6]
+    assert engine.sanity.clamped["status"] == 4
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
