@@ -233,3 +233,27 @@ def test_retiring_an_agent_ends_its_stream_removes_its_series_and_resolves_its_i
             assert incidents == [], "a retired agent is never 'lost'"
 
     asyncio.run(scenario())
+
+
+def test_a_collector_reload_is_audited_applied_or_refused(tmp_path: Path) -> None:
+    from collector.config import load_config
+
+    source = tmp_path / "collector.yaml"
+    source.write_text("listen: {grpc: '127.0.0.1:0', http: '127.0.0.1:0', enroll: '127.0.0.1:0'}\n"
+                      "tls: {mode: insecure}\nhttp: {auth: none}\nagents: {lost_after: 90s}\n")
+    c = Collector(load_config(source), source=source)
+    c.start()
+    try:
+        source.write_text(source.read_text().replace("90s", "60s"))
+        assert c.reload()[0]
+        source.write_text(source.read_text().replace("60s", "soon"))
+        assert not c.reload()[0]
+        assert c.writer is not None
+        c.writer.submit(lambda tx: None).result(10)
+        assert c.store is not None
+        entries = c.store.list_audit()
+        assert [(e["action"], e["detail"]["ok"], e["via"]) for e in entries] == [
+            ("collector.reload", True, "signal:SIGHUP"), ("collector.reload", False, "signal:SIGHUP")]
+        assert "lost_after" in entries[1]["detail"]["error"]
+    finally:
+        c.stop()

@@ -6,11 +6,13 @@ nor slow ingest."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import http.client
 import json
 import math
 import re
 import socket
+import ssl
 import threading
 import time
 from pathlib import Path
@@ -269,5 +271,45 @@ def test_a_thousand_half_sent_requests_neither_block_healthz_nor_ingest(tmp_path
                 for s in half:
                     s.close()
             await agent.call.done_writing()
+
+    asyncio.run(scenario())
+
+
+def test_https_with_a_secure_host_only_session_cookie(tmp_path: Path) -> None:
+    from collector.pki import Authority, init_ca, write_private
+
+    init_ca(tmp_path / "pki")
+    ca = Authority(tmp_path / "pki")
+    key, issued = ca.issue_server(["127.0.0.1"], dt.timedelta(hours=1))
+    write_private(tmp_path / "web.key", key)
+    (tmp_path / "web.crt").write_bytes(issued.pem + ca.cert_pem)
+
+    async def scenario() -> None:
+        web = {"auth": "tokens", "tls_cert_file": str(tmp_path / "web.crt"), "tls_key_file": str(tmp_path / "web.key")}
+        async with running(tmp_path, http=web) as c:
+            viewer = (await asyncio.to_thread(tokens_for_every_role, c))["viewer"]
+            context = ssl.create_default_context(cadata=ca.cert_pem.decode())
+
+            def call(method: str, path: str, body: bytes | None = None,
+                     headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+                conn = http.client.HTTPSConnection("127.0.0.1", c.http_port, context=context, timeout=10)
+                try:
+                    conn.request(method, path, body=body, headers=headers or {})
+                    resp = conn.getresponse()
+                    return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+                finally:
+                    conn.close()
+
+            status, headers, _ = await asyncio.to_thread(
+                call, "POST", "/api/v1/session", json.dumps({"token": viewer}).encode(),
+                {"Content-Type": "application/json", "Origin": f"https://127.0.0.1:{c.http_port}"})
+            assert status == 200
+            cookie = headers["set-cookie"]
+            assert cookie.startswith("__Host-xunjian_session=") and "Secure" in cookie and "HttpOnly" in cookie
+            assert "max-age=31536000" in headers["strict-transport-security"]
+            plain = await asyncio.to_thread(lambda: socket.create_connection(("127.0.0.1", c.http_port), timeout=5))
+            plain.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert b"200 OK" not in plain.recv(100)
+            plain.close()
 
     asyncio.run(scenario())
