@@ -26,6 +26,7 @@ import grpc
 
 from agent.config import TlsSection
 from protos import patrol_pb2, patrol_pb2_grpc
+from service.files import write_private
 from service.lifecycle import Health, Host, spawn
 
 log = logging.getLogger("xunjian.agent.credentials")
@@ -84,17 +85,6 @@ def _split_pem(data: bytes) -> tuple[bytes, bytes]:
         raise ValueError("no private key in the identity file")
     cut = end + len(marker)
     return data[:cut].strip() + b"\n", data[cut:].strip() + b"\n"
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 class Credentials:
@@ -281,7 +271,7 @@ class Credentials:
                               f"{self.agent_id!r} (agent.id): the token was made for another agent")
         cert = bytes(reply.certificate_pem)
         start, end = _times(cert)
-        _write_private(self.identity_file, key + cert)
+        write_private(self.identity_file, key + cert)
         with self._lock:
             self._identity = Identity(key, cert, start, end)
         self._problem = ""

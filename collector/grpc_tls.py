@@ -26,6 +26,7 @@ from collector.pki import (
     SERVER_CERT,
     SERVER_KEY,
     Authority,
+    Issued,
     PkiError,
     certificate_times,
     check_private,
@@ -154,28 +155,30 @@ class EnrollmentServicer(patrol_pb2_grpc.EnrollmentServicer):
 
     async def Enroll(self, request: patrol_pb2.EnrollRequest,
                      context: grpc.aio.ServicerContext[Any, Any]) -> patrol_pb2.Certificate:
-        try:
-            agent_id, issued = await asyncio.to_thread(self.trust.enroll, request.token.strip(),
-                                                       bytes(request.csr_pem), context.peer())
-        except TrustError as exc:
-            code = grpc.StatusCode.PERMISSION_DENIED if exc.status == 403 else grpc.StatusCode.INVALID_ARGUMENT
-            await context.abort(code, str(exc))
-        return patrol_pb2.Certificate(agent_id=agent_id, certificate_pem=issued.pem, ca_pem=self.ca_pem(),
-                                      not_after_unix=int(issued.not_after))
+        peer = context.peer()
+        token, csr = request.token.strip(), bytes(request.csr_pem)
+        return await self._answer(context, lambda: self.trust.enroll(token, csr, peer))
 
     async def Renew(self, request: patrol_pb2.RenewRequest,
                     context: grpc.aio.ServicerContext[Any, Any]) -> patrol_pb2.Certificate:
         who = self.identity(context)
-        if who.agent_id is None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, who.refused or "renewal needs a client certificate")
         agent_id = who.agent_id
-        assert agent_id is not None
+        if agent_id is None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, who.refused or "renewal needs a client certificate")
+            raise AssertionError("abort raises")
+        peer, csr = context.peer(), bytes(request.csr_pem)
+        return await self._answer(context, lambda: (agent_id, self.trust.renew(agent_id, who.via, who.refused, csr,
+                                                                              peer)))
+
+    async def _answer(self, context: grpc.aio.ServicerContext[Any, Any],
+                      grant: Callable[[], tuple[str, Issued]]) -> patrol_pb2.Certificate:
+        """Run `grant` (it writes to the store) off the loop; a refusal ends the call with its reason."""
         try:
-            issued = await asyncio.to_thread(self.trust.renew, agent_id, who.via, who.refused,
-                                             bytes(request.csr_pem), context.peer())
+            agent_id, issued = await asyncio.to_thread(grant)
         except TrustError as exc:
             code = grpc.StatusCode.PERMISSION_DENIED if exc.status == 403 else grpc.StatusCode.INVALID_ARGUMENT
             await context.abort(code, str(exc))
+            raise AssertionError("abort raises") from exc
         return patrol_pb2.Certificate(agent_id=agent_id, certificate_pem=issued.pem, ca_pem=self.ca_pem(),
                                       not_after_unix=int(issued.not_after))
 

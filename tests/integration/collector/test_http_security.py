@@ -276,7 +276,8 @@ def test_a_thousand_half_sent_requests_neither_block_healthz_nor_ingest(tmp_path
 
 
 def test_https_with_a_secure_host_only_session_cookie(tmp_path: Path) -> None:
-    from collector.pki import Authority, init_ca, write_private
+    from collector.pki import Authority, init_ca
+    from service.files import write_private
 
     init_ca(tmp_path / "pki")
     ca = Authority(tmp_path / "pki")
