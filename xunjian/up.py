@@ -21,7 +21,7 @@ http: {auth: none}
 COLLECTOR_YAML = """\
 # Written by `xunjian up`; edit freely, it is not overwritten.
 listen: {{grpc: "{grpc}", http: "{http}"}}
-""" + LOOPBACK_COLLECTOR + """store:
+""" + LOOPBACK_COLLECTOR.replace("{", "{{").replace("}", "}}") + """store:
   url: sqlite:///{store}
   history: transitions
   history_retention: 7d
