@@ -144,8 +144,7 @@ class Collector:
         ingest = cfg.ingest
         self.trust = trust = Trust(store, writer, self.clock, session_ttl=cfg.http.session_ttl,
                                    enroll_token_ttl=cfg.tls.enroll_token_ttl, agent_cert_ttl=cfg.tls.agent_cert_ttl,
-                                   authority=self.authority, identity=self.identity, engine=self.engine,
-                                   on_retire=self._end_agent)
+                                   authority=self.authority, identity=self.identity, on_retire=self._end_agent)
         identify: Identify = self.identity if self.identity is not None else insecure_identity
         self.servicer = IngestServicer(self.engine, writer, store, max_batch_results=ingest.max_batch_results,
                                        collector_id=socket.gethostname(), clock=self.clock, identify=identify,

@@ -18,7 +18,6 @@ from collector.audit import AuditEntry
 from collector.identity import CertificateIdentity
 from collector.pki import Authority, Issued, PkiError
 from collector.sanity import id_problem
-from collector.state import StateEngine
 from collector.store import Row, Store, StoreTx
 from collector.tokens import ENROLL_PREFIX, digest, new_api_token, new_enrollment_token, new_session
 from collector.writer import Writer
@@ -47,7 +46,7 @@ class Session:
 class Trust:
     def __init__(self, store: Store, writer: Writer, clock: Callable[[], float], *, session_ttl: float,
                  enroll_token_ttl: float, agent_cert_ttl: float, authority: Authority | None = None,
-                 identity: CertificateIdentity | None = None, engine: StateEngine | None = None,
+                 identity: CertificateIdentity | None = None,
                  on_retire: Callable[[str], None] | None = None) -> None:
         self.store = store
         self.writer = writer
@@ -57,7 +56,6 @@ class Trust:
         self.agent_cert_ttl = agent_cert_ttl
         self.authority = authority
         self.identity = identity
-        self.engine = engine
         self.on_retire = on_retire
         """Called (on the writer thread, after commit) with a retired agent's id: the ingest ends its streams."""
 

@@ -244,6 +244,7 @@ def test_the_primary_stopped_is_one_critical_with_the_agents_other_checks_behind
     collector = ScriptedCollector().start()
     config.write_text(
         f'agent: {{id: db-host}}\ncollector:\n  addresses: ["{collector.address}"]\n  batch_wait: 20ms\n'
+        "  tls: {mode: insecure}\n"
         "spool: {path: data/spool.db}\npacks: [site.yaml]\n"
         f"targets:\n  pri: {{dialect: postgres, host: 127.0.0.1, port: {pair.primary.port}, user: postgres, "
         "database: postgres}\n", encoding="utf-8")
