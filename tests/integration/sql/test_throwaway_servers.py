@@ -4,7 +4,9 @@ pg_stat_statements preloaded (pg.top_sql), and MariaDB with performance_schema a
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -96,3 +98,19 @@ def test_mariadb_with_performance_schema_and_userstat(maria_port: int, driver: s
     objects = {f.object for f in unused.findings}
     assert "his.visit.by_ward" in objects, objects
     assert "his.visit.by_patient" not in objects, "used through the patient_id lookups"
+
+
+def test_throwaway_mariadb_keeps_its_temporary_tables_to_itself(maria_port: int) -> None:
+    """A starting mariadbd deletes every #sql* file in its tmpdir; in the machine's /tmp those belong to the
+    shared MariaDB's running statements, and losing one crashes MariaDB 10.11 (docs/databases.md)."""
+    admin = pymysql.connect(host="127.0.0.1", port=maria_port, user="root", password="", autocommit=True)
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SELECT @@tmpdir, @@datadir")
+            row = cur.fetchone()
+    finally:
+        admin.close()
+    assert row is not None
+    tmpdir, datadir = (os.path.realpath(str(v).rstrip("/")) for v in row)
+    assert tmpdir != os.path.realpath(tempfile.gettempdir())
+    assert os.path.dirname(tmpdir) == os.path.dirname(datadir)

@@ -116,7 +116,12 @@ def postgres_cluster(*settings: str) -> Iterator[int]:
 
 @contextmanager
 def mariadb_instance(*options: str) -> Iterator[int]:
-    """mariadb-install-db + mariadbd on a free port with `options`; root without password on 127.0.0.1."""
+    """mariadb-install-db + mariadbd on a free port with `options`; root without password on 127.0.0.1.
+
+    Each instance gets its own tmpdir: every mariadbd start (mariadb-install-db's bootstrap included) deletes
+    all `#sql*` files in its tmpdir, and in /tmp those are the internal temporary tables of the machine's
+    shared MariaDB still in use. A MariaDB 10.11 that finds a temporary table it just created gone crashes
+    (signal 11 in ha_maria::drop_table; docs/databases.md, "MariaDB internal temporary tables")."""
     install = shutil.which("mariadb-install-db")
     server = shutil.which("mariadbd") or ("/usr/sbin/mariadbd" if os.path.exists("/usr/sbin/mariadbd") else None)
     require(install is not None and server is not None, "MariaDB server binaries (mariadb-install-db, mariadbd)")
@@ -124,19 +129,23 @@ def mariadb_instance(*options: str) -> Iterator[int]:
     prefix = _as_service_user("mysql")
     work = _workdir("mysql")
     data = work / "data"
+    tmpdir = work / "tmp"
+    tmpdir.mkdir()
+    give(tmpdir, "mysql")
+    env = {**os.environ, "TMPDIR": str(tmpdir)}
     port = free_port()
     user = ["--user=mysql"] if os.geteuid() == 0 else []
     proc = None
     try:
         subprocess.run([*prefix, install, "--no-defaults", f"--datadir={data}", "--auth-root-authentication-method=normal",
-                        "--skip-test-db", *user], check=True, capture_output=True)
+                        "--skip-test-db", f"--tmpdir={tmpdir}", *user], check=True, capture_output=True, env=env)
         proc = subprocess.Popen(
             [*prefix, server, "--no-defaults", f"--datadir={data}", f"--port={port}", "--bind-address=127.0.0.1",
-             f"--socket={work}/mysqld.sock", f"--pid-file={work}/mysqld.pid",
+             f"--socket={work}/mysqld.sock", f"--pid-file={work}/mysqld.pid", f"--tmpdir={tmpdir}",
              *(() if any(o.startswith("--log-bin") for o in options) else ("--skip-log-bin",)),
              "--innodb-buffer-pool-size=16M",
              *user, *options],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
         )
         _wait_port(port, "throwaway mariadbd")
         yield port
