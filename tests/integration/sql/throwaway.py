@@ -121,7 +121,7 @@ def mariadb_instance(*options: str) -> Iterator[int]:
     Each instance gets its own tmpdir: every mariadbd start (mariadb-install-db's bootstrap included) deletes
     all `#sql*` files in its tmpdir, and in /tmp those are the internal temporary tables of the machine's
     shared MariaDB still in use. A MariaDB 10.11 that finds a temporary table it just created gone crashes
-    (signal 11 in ha_maria::drop_table; docs/databases.md, "MariaDB internal temporary tables")."""
+    (signal 11 in ha_maria::drop_table; docs/databases.md, "MariaDB information_schema and views")."""
     install = shutil.which("mariadb-install-db")
     server = shutil.which("mariadbd") or ("/usr/sbin/mariadbd" if os.path.exists("/usr/sbin/mariadbd") else None)
     require(install is not None and server is not None, "MariaDB server binaries (mariadb-install-db, mariadbd)")
