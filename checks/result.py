@@ -49,6 +49,9 @@ class Outcome(str, enum.Enum):
     """A scheduled job succeeded, but finished after its deadline or ran longer than warn/crit (job.window)."""
     DISABLED = "disabled"
     """A scheduled job is disabled or broken, so it will not run (job.window)."""
+    AGENT_LOST = "agent_lost"
+    """Set by the collector, never by a probe: the series' agent is lost, so its last result is stale and the series
+    reads UNKNOWN until a fresh result arrives."""
 
 
 # Times and durations, one vocabulary from probe to exporter: a Result carries started_at in unix seconds and

@@ -149,7 +149,11 @@ def _build(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], file: str,
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), lines, file, aliases, repeat) for i, item in enumerate(node.value)]
-    return _CONSTRUCTOR.construct_object(node)
+    try:
+        return _CONSTRUCTOR.construct_object(node)
+    except ValueError as exc:  # a scalar YAML reads as a date or time that does not exist, e.g. 2027-13-01
+        raise ConfigError(f"{node.value!r} is not a valid date or time ({exc}); quote it to keep it as text",
+                          file=file, line=node.start_mark.line + 1, field=dotted(path)) from None
 
 
 def validate(model: type[M], data: Any, src: YamlSource, base: PathKey = (), context: dict[str, Any] | None = None) -> M:

@@ -1,4 +1,5 @@
-"""collector.yaml: where to listen, where to store, and the timing rules of agents, ingest and findings."""
+"""collector.yaml: where to listen, where to store, the timing rules of agents, ingest and findings, the incident
+rules (deadlines, reopening, flapping), the working-day calendar and notifications."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 from checks.config_error import ConfigError
 from checks.spec import Duration, PositiveDuration, Size
 from checks.yamlsource import YamlSource, load_yaml, parse_yaml, validate
+from collector.notify.config import NotificationsConfig
 
 DEFAULT_GRPC = "127.0.0.1:9470"
 DEFAULT_HTTP = "127.0.0.1:9471"
@@ -147,6 +149,51 @@ class FindingsConfig(_Section):
     fixed_after: PositiveDuration = Field(7 * 86400.0, description="A finding not seen again for this long is fixed.")
 
 
+class PriorityDurations(_Section):
+    high: Duration = Field(15 * 60.0, description="High priority.")
+    medium: Duration = Field(15 * 60.0, description="Medium priority.")
+    low: Duration = Field(15 * 60.0, description="Low priority.")
+
+
+class PriorityDays(_Section):
+    high: float = Field(1.0, gt=0, le=366, description="High priority: working days.")
+    medium: float = Field(3.0, gt=0, le=366, description="Medium priority: working days.")
+    low: float = Field(5.0, gt=0, le=366, description="Low priority: working days.")
+
+
+class FlappingConfig(_Section):
+    enabled: bool = Field(True, description="Detect flapping series (Icinga 2's weighted state-change percentage "
+                          "over the last 20 results).")
+    high: float = Field(30.0, gt=0, le=100, description="Start flapping above this percentage.")
+    low: float = Field(25.0, gt=0, le=100, description="Stop flapping at or below this percentage.")
+
+    @field_validator("low")
+    @classmethod
+    def _below_high(cls, v: float, info: Any) -> float:
+        high = info.data.get("high")
+        if high is not None and v > high:
+            raise ValueError(f"low ({v:g}) must not be above high ({high:g})")
+        return v
+
+
+class IncidentsConfig(_Section):
+    response: PriorityDurations = Field(default_factory=lambda: PriorityDurations.model_validate({}),
+                                        description="Response deadline by priority, around the clock (the contracts: "
+                                        "15 minutes, 7x24). Acknowledging is the response.")
+    resolution_days: PriorityDays = Field(default_factory=lambda: PriorityDays.model_validate({}),
+                                          description="Resolution deadline by priority in working days of the "
+                                          "calendar (the contracts: 1/3/5).")
+    reopen_within: Duration = Field(3600.0, description="A series that fails again this soon after its incident "
+                                    "resolved reopens that incident instead of opening a new one (0: never).")
+    flapping: FlappingConfig = Field(default_factory=lambda: FlappingConfig.model_validate({}))
+
+
+class CalendarConfig(_Section):
+    timezone: str = Field("Asia/Shanghai", description="Time zone of working days and recurring silences.")
+    files: list[str] = Field(default_factory=list, description="Year tables of your own (same shape as the shipped "
+                             "collector/calendars/cn-YYYY.yaml): add a year or replace a shipped one.")
+
+
 class CollectorConfig(_Section):
     """The whole collector.yaml; `base_dir` anchors relative SQLite paths (the file's folder)."""
 
@@ -157,6 +204,9 @@ class CollectorConfig(_Section):
     findings: FindingsConfig = Field(default_factory=lambda: FindingsConfig.model_validate({}))
     tls: TlsConfig = Field(default_factory=lambda: TlsConfig.model_validate({}))
     http: HttpConfig = Field(default_factory=lambda: HttpConfig.model_validate({}))
+    incidents: IncidentsConfig = Field(default_factory=lambda: IncidentsConfig.model_validate({}))
+    calendar: CalendarConfig = Field(default_factory=lambda: CalendarConfig.model_validate({}))
+    notifications: NotificationsConfig = Field(default_factory=lambda: NotificationsConfig.model_validate({}))
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
     @property
@@ -181,6 +231,20 @@ class CollectorConfig(_Section):
     @property
     def pki_dir(self) -> Path:
         return self.path(self.tls.dir)
+
+    def calendar_files(self) -> list[Path]:
+        return [self.path(f) for f in self.calendar.files]
+
+    def console_url(self) -> str:
+        """Where links in messages point: notifications.console_url, else the HTTP listener."""
+        if self.notifications.console_url:
+            return self.notifications.console_url.rstrip("/")
+        host, _, port = self.listen.http.rpartition(":")
+        if host in ("0.0.0.0", "::", "[::]", ""):
+            import socket
+
+            host = socket.gethostname()
+        return f"http://{host}:{port}"
 
     def sqlite_path(self) -> Path | None:
         """The SQLite file of the store, or None for another backend."""
@@ -219,8 +283,8 @@ def parse_config(text: str, file: str = "<string>", base_dir: Path | None = None
 
 def config_from_source(src: YamlSource, base_dir: Path) -> CollectorConfig:
     if not isinstance(src.data, dict):
-        raise ConfigError("expected a mapping with listen, store, agents, ingest, findings, tls, http", file=src.file,
-                          line=src.line_of(()))
+        raise ConfigError("expected a mapping with listen, store, agents, ingest, findings, tls, http, incidents, "
+                          "calendar, notifications", file=src.file, line=src.line_of(()))
     cfg = validate(CollectorConfig, src.data, src).at(base_dir)
     if bool(cfg.http.tls_cert_file) != bool(cfg.http.tls_key_file):
         raise src.error(("http", "tls_key_file" if cfg.http.tls_cert_file else "tls_cert_file"),

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from protos import patrol_pb2
 
+UNKNOWN_STATUS = int(patrol_pb2.UNKNOWN)
 FindingLike = patrol_pb2.Finding
 ResultLike = patrol_pb2.Result
 """The wire message itself: the engine keeps it as a series' latest result and reads fields only when needed."""
@@ -28,6 +29,10 @@ class CheckRule:
     schedule: str = ""
     runbook: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
+    parent: str = ""
+    """Check id on the same target whose failure explains this one's (the database reachability check)."""
+    for_s: int = 0
+    """Seconds a series must stay bad before its incident opens (with raise_after: both must hold)."""
 
     @property
     def display_title(self) -> str:
@@ -83,9 +88,14 @@ class Transition:
     value: float | None
 
 
+SeriesKey = tuple[str, str, str]
+"""(check_id, target, key) within one agent."""
+
+
 @dataclass(frozen=True)
 class IncidentOpen:
     kind: str
+    """check, agent_lost or calendar."""
     agent_id: str
     check_id: str
     target: str
@@ -97,6 +107,22 @@ class IncidentOpen:
     status: int
     at: float
     response_due_at: float
+    resolution_due_at: float | None = None
+    host: str = ""
+    runbook: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """What routes and silences match: system, priority, host, agent, check, target, key, kind and check labels."""
+    suppressed: str = ""
+    """Why a parent explains it ("agent lost", "parent check db.reachable is failing"): recorded, not notified."""
+    parent_check: str = ""
+    """The parent's check id on the same agent and `parent_target` (agent.lost for a lost agent)."""
+    parent_target: str = ""
+    silence_id: int | None = None
+    flapping: bool = False
+    reopen_within: float = 0.0
+    """Reopen the series' incident resolved at most this long ago instead of opening a new one."""
+    adopt: tuple[SeriesKey, ...] = ()
+    """Series of the same agent whose active incidents this one explains: they become its children."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +150,38 @@ class IncidentResolve:
     at: float
 
 
-IncidentAction = IncidentOpen | IncidentUpdate | IncidentResolve
+@dataclass(frozen=True)
+class FlappingChange:
+    """A series started or stopped flapping; its active incident (if any) says so and stays quiet meanwhile."""
+
+    agent_id: str
+    check_id: str
+    target: str
+    key: str
+    flapping: bool
+    percent: float
+    at: float
+
+
+@dataclass(frozen=True)
+class SeriesStale:
+    """The series' agent is lost: the series reads UNKNOWN "agent lost" until a fresh result arrives."""
+
+    agent_id: str
+    check_id: str
+    target: str
+    key: str
+    seq: int
+    from_status: int | None
+    at: float
+    summary: str
+
+    def transition(self) -> Transition:
+        return Transition(self.agent_id, self.check_id, self.target, self.key, self.seq, self.from_status,
+                          UNKNOWN_STATUS, self.at, self.summary, None)
+
+
+IncidentAction = IncidentOpen | IncidentUpdate | IncidentResolve | FlappingChange | SeriesStale
 
 
 @dataclass(frozen=True)

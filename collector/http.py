@@ -26,9 +26,11 @@ from checks.result import ms_from_us, outcome_name, seconds_from_ms
 from checks.units import parse_duration
 from collector.access import Actor, local_operator
 from collector.audit import AuditEntry
+from collector.desk import Desk, DeskError, silence_view
 from collector.exposition import generate_text
 from collector.findings import REVIEW_ACTIONS, FindingStateError, known_categories
 from collector.incidents import status_name
+from collector.lifecycle_rules import ACTIONS, STATUSES
 from collector.state import NO_STATUS, StateEngine
 from collector.store import FINDING_STATES, Row, Store, StoreTx
 from collector.trust import Trust, TrustError
@@ -187,7 +189,7 @@ class Api:
 
     def __init__(self, engine: StateEngine, store: Store, writer: Writer, registry: CollectorRegistry,
                  clock: Callable[[], float], health: Callable[[], Mapping[str, Health]],
-                 trust: Trust | None = None, *, auth_required: bool = False) -> None:
+                 trust: Trust | None = None, *, auth_required: bool = False, desk: Desk | None = None) -> None:
         self.engine = engine
         self.store = store
         self.writer = writer
@@ -198,7 +200,14 @@ class Api:
         """Tokens, sessions, enrollment, agents' certificates and retirement."""
         self.auth_required = auth_required
         """Whether the transport authenticates callers (http.auth: tokens); without, every caller is admin."""
+        self._desk = desk
         self._routes = self.routes()
+
+    @property
+    def desk(self) -> Desk:
+        if self._desk is None:
+            raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, "incident actions are not available in this collector")
+        return self._desk
 
     def routes(self) -> list[Route]:
         def json_get(fn: Callable[[Request], Any]) -> Handler:
@@ -233,6 +242,15 @@ class Api:
             admin("POST", "/api/v1/tokens/{name}/revoke", self.revoke_token),
             Route("GET", "/api/v1/checks", json_get(lambda req: self.checks(req.query))),
             Route("GET", "/api/v1/incidents", json_get(lambda req: self.incidents(req.query))),
+            Route("GET", "/api/v1/incidents/{id}", json_get(lambda req: self.incident(_id(req.params["id"], "incident")))),
+            *(Route("POST", f"/api/v1/incidents/{{id}}/{action}", self._incident_action(action), "operator")
+              for action in ACTIONS),
+            Route("GET", "/api/v1/silences", json_get(lambda req: self.silences(req.query))),
+            Route("POST", "/api/v1/silences", lambda req: Response.of(self.desk.add_silence(req.json(), req.actor),
+                                                                        HTTPStatus.CREATED), "operator"),
+            Route("POST", "/api/v1/silences/{id}/remove", lambda req: Response.of(self.desk.remove_silence(
+                _id(req.params["id"], "silence"), req.json(), req.actor)), "operator"),
+            Route("GET", "/api/v1/notifications", json_get(lambda req: self.notifications(req.query))),
             Route("GET", "/api/v1/results", json_get(lambda req: self.results(req.query))),
             Route("GET", "/api/v1/findings", json_get(lambda req: self.findings(req.query))),
             Route("GET", "/api/v1/findings/{id}", json_get(lambda req: self.finding(_finding_id(req.params["id"])))),
@@ -241,6 +259,10 @@ class Api:
             Route("GET", "/api/v1/audit", json_get(self.audit), "admin"),
             Route("GET", "/api/v1/audit/verify", json_get(lambda _req: self.verify_audit()), "admin"),
         ]
+
+    def _incident_action(self, action: str) -> Handler:
+        return lambda req: Response.of(incident_view(self.desk.act(_id(req.params["id"], "incident"), action,
+                                                                   req.json(), req.actor)))
 
     def _reviewer(self, action: str) -> Handler:
         return lambda req: Response.of(self.review(_finding_id(req.params["id"]), action, req.json(), req.actor))
@@ -270,7 +292,7 @@ class Api:
             if allowed:
                 raise ApiError(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} {path} is not allowed; use {', '.join(allowed)}")
             raise ApiError(HTTPStatus.NOT_FOUND, f"no such endpoint: {method} {path}")
-        except ApiError as exc:
+        except (ApiError, DeskError) as exc:
             return Response.of({"error": exc.message}, exc.status)
         except TrustError as exc:
             return Response.of({"error": str(exc)}, HTTPStatus(exc.status))
@@ -381,18 +403,39 @@ class Api:
                 "outcome": outcome_name(r.outcome), "metrics": dict(r.metrics),
                 "duration_ms": ms_from_us(r.duration_us), "started_at": seconds_from_ms(r.started_unix_ms), "seq": r.seq, "since": s.since,
                 "incident_open": s.incident, "bad_in_a_row": s.bad if s.status else 0,
+                "stale": s.stale, "flapping": s.flapping,
             })
         out.sort(key=lambda c: (c["agent"], c["check_id"], c["target"], c["key"]))
         return out
 
     def incidents(self, query: Mapping[str, list[str]]) -> list[Row]:
-        status = query.get("status", ["open"])[0]
-        if status not in ("open", "resolved", "all"):
-            raise ApiError(HTTPStatus.BAD_REQUEST, f"status must be open, resolved or all, got {status!r}")
-        rows = self.store.list_incidents(status, _int_param(query, "limit", DEFAULT_LIMIT, maximum=MAX_LIMIT))
-        for row in rows:
-            row["last_status"] = status_name(int(row["last_status"]))
-        return rows
+        status = query.get("status", ["active"])[0]
+        if status not in ("active", "all", *STATUSES):
+            raise ApiError(HTTPStatus.BAD_REQUEST, f"status must be one of active, all, {', '.join(STATUSES)}, "
+                           f"got {status!r}")
+        filters = {column: query[name][0] for name, column in INCIDENT_FILTERS.items() if query.get(name, [""])[0]}
+        rows = self.store.list_incidents(status, _int_param(query, "limit", DEFAULT_LIMIT, maximum=MAX_LIMIT), filters)
+        return [incident_view(row) for row in rows]
+
+    def incident(self, incident_id: int) -> Row:
+        row = self.store.get_incident(incident_id)
+        if row is None:
+            raise ApiError(HTTPStatus.NOT_FOUND, f"incident {incident_id} not found")
+        row["notifications"] = self.store.list_notifications({"incident": str(incident_id)}, DEFAULT_LIMIT)
+        return incident_view(row)
+
+    def silences(self, query: Mapping[str, list[str]]) -> list[Row]:
+        include = query.get("all", [""])[0] in ("1", "true", "yes")
+        now = self.clock()
+        return [silence_view(r, self.desk.silences, now) for r in self.store.list_silences(include_removed=include)]
+
+    def notifications(self, query: Mapping[str, list[str]]) -> list[Row]:
+        filters = {k: query[k][0] for k in ("incident", "state", "receiver", "channel") if query.get(k, [""])[0]}
+        if "incident" in filters and not filters["incident"].isdigit():
+            raise ApiError(HTTPStatus.BAD_REQUEST, f"incident must be a number, got {filters['incident']!r}")
+        if "state" in filters and filters["state"] not in ("queued", "sent", "failed"):
+            raise ApiError(HTTPStatus.BAD_REQUEST, f"state must be queued, sent or failed, got {filters['state']!r}")
+        return self.store.list_notifications(filters, _int_param(query, "limit", DEFAULT_LIMIT, maximum=MAX_LIMIT))
 
     def results(self, query: Mapping[str, list[str]]) -> list[Row]:
         if self.store.history != "all":
@@ -463,6 +506,26 @@ class Api:
 
 
 def _finding_id(raw: str) -> int:
+    return _id(raw, "finding")
+
+
+def _id(raw: str, what: str) -> int:
     if not raw.isdigit():
-        raise ApiError(HTTPStatus.BAD_REQUEST, f"finding id must be a number, got {raw!r}")
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"{what} id must be a number, got {raw!r}")
     return int(raw)
+
+
+INCIDENT_FILTERS = {"system": "system", "priority": "priority", "agent": "agent_id", "check": "check_id",
+                    "kind": "kind"}
+_BOOLEANS = ("flapping", "response_breached", "resolution_breached")
+
+
+def incident_view(row: Row) -> Row:
+    """An incident as the API shows it: status names, booleans, and `severity` (its status now)."""
+    code = int(row["last_status"])
+    row["last_status"] = status_name(code)
+    row["severity"] = status_name(code)
+    for name in _BOOLEANS:
+        if name in row:
+            row[name] = bool(row[name])
+    return row

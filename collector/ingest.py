@@ -68,7 +68,7 @@ MAX_RULE_COUNT = 10_000
 def hello_record(hello: patrol_pb2.Hello, at: float) -> AgentHello:
     checks = [CheckRule(c.id, c.target, c.title, c.kind, c.system, c.priority or "medium",
                         min(c.raise_after or 1, MAX_RULE_COUNT), min(c.clear_after or 1, MAX_RULE_COUNT), c.interval_s,
-                        c.schedule, c.runbook, dict(c.labels)) for c in hello.checks]
+                        c.schedule, c.runbook, dict(c.labels), c.parent, c.for_s) for c in hello.checks]
     return AgentHello(hello.agent_id, hello.hostname, dict(hello.labels), list(hello.roles), hello.agent_version,
                       hello.platform, hello.last_seq, checks, at, hello.incarnation)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -23,32 +24,44 @@ from prometheus_client.samples import Sample
 from checks.result import FINDING_CATEGORIES, outcome_name, seconds_from_us
 from collector.events import CheckRule
 from collector.exposition import escape_value, format_value
-from collector.incidents import AGENT_LOST_PRIORITY
 from collector.ingest import IngestStats
+from collector.notify.notifier import Notifier
 from collector.sanity import CLAMP_KINDS, REFUSAL_REASONS
 from collector.state import NO_STATUS, SeriesView, StateEngine
 from collector.store import FINDING_STATES, Store
 from collector.writer import COMMIT_BUCKETS, CommitStats
 
+T = TypeVar("T")
 log = logging.getLogger("xunjian.collector.metrics")
 YIELD_EVERY_SERIES = 16
 """~100 µs of rendering between GIL hand-offs, instead of holding it for the 1 ms switch interval."""
+ACK_BUCKETS = (60.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 86400.0)
+"""Seconds from opening to acknowledgement; the contracts' response deadline is 15 minutes (900 s)."""
+RESOLVE_BUCKETS = (300.0, 900.0, 3600.0, 14400.0, 28800.0, 86400.0, 172800.0, 259200.0, 432000.0, 604800.0,
+                   1209600.0)
+"""Seconds from opening to resolution: minutes, hours, then 1, 2, 3, 5, 7 and 14 days."""
+DURATIONS_TTL_S = 30.0
+"""The time histograms read every incident; they are rebuilt at most this often."""
 
 
 class PatrolMetrics(PromCollector):
     """The custom collector: check series, agents, incidents, findings and ingest self-metrics."""
 
     def __init__(self, engine: StateEngine, store: Store, ingest: IngestStats, commits: CommitStats,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], *, notifier: Notifier | None = None) -> None:
         self.engine = engine
         self.store = store
         self.ingest = ingest
         self.commits = commits
         self.clock = clock
+        self.notifier = notifier
+        self._durations: tuple[float, list[Metric]] | None = None
 
     def collect(self) -> Iterator[Metric]:
         yield from self._checks()
         yield from self._agents()
+        yield from self._incidents()
+        yield from self._notifications()
         yield from self._findings()
         yield from self._ingest()
 
@@ -63,21 +76,6 @@ class PatrolMetrics(PromCollector):
                            "duration", shared)
         yield SeriesFamily("xunjian_check_outcome", "Outcome of the latest run (ok, timeout, connection_refused, "
                            "...).", "info", "outcome", shared)
-        incidents: dict[tuple[str, str], int] = {}
-        for view in self.engine.series_views():
-            s = view.series
-            if s.incident:
-                pair = (s.rule.priority, s.rule.system)
-                incidents[pair] = incidents.get(pair, 0) + 1
-        for a in list(self.engine.agents.values()):
-            if a.lost:
-                pair = (AGENT_LOST_PRIORITY, "")
-                incidents[pair] = incidents.get(pair, 0) + 1
-        open_ = GaugeMetricFamily("xunjian_incidents_open", "Open incidents (agent lost included) by priority and "
-                                  "system.", labels=["priority", "system"])
-        for (priority, system), n in sorted(incidents.items()):
-            open_.add_metric([priority, system], n)
-        yield open_
 
     def _agents(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("xunjian_agent_up", "1 when the agent has a stream open and is not lost.",
@@ -94,6 +92,99 @@ class PatrolMetrics(PromCollector):
             depth.add_metric([agent_id], a.spool_depth)
             dropped.add_metric([agent_id], a.dropped_total)
         yield from (up, seen, depth, dropped)
+
+    def _read(self, what: str, read: Callable[[], list[T]]) -> list[T]:
+        try:
+            return read()
+        except Exception as exc:  # a scrape must not fail because the store is busy
+            log.warning("%s unavailable: %s", what, exc)
+            return []
+
+    def _incidents(self) -> Iterator[Metric]:
+        open_ = GaugeMetricFamily("xunjian_incidents_open", "Active incidents (open or acknowledged; agent lost "
+                                  "included, children explained by a parent left out) by priority and system.",
+                                  labels=["priority", "system"])
+        for row in sorted(self._read("incident counts", self.store.incident_counts),
+                          key=lambda r: (r["priority"], r["system"])):
+            open_.add_metric([row["priority"], row["system"]], int(row["n"]))
+        yield open_
+        overdue = GaugeMetricFamily("xunjian_incidents_overdue", "Active incidents past a deadline now: response "
+                                    "(not acknowledged in time) or resolution (working days).",
+                                    labels=["deadline", "priority", "system"])
+        now = self.clock()
+        counts: dict[tuple[str, str, str], int] = {}
+        for inc in self._read("active incidents", self.store.active_incidents):
+            if inc.suppressed or inc.silence_id is not None:
+                continue
+            system = str(inc.labels.get("system", ""))
+            if inc.status == "open" and inc.response_due_at is not None and now > inc.response_due_at:
+                key = ("response", inc.priority, system)
+                counts[key] = counts.get(key, 0) + 1
+            if inc.resolution_due_at is not None and now > inc.resolution_due_at:
+                key = ("resolution", inc.priority, system)
+                counts[key] = counts.get(key, 0) + 1
+        for key, n in sorted(counts.items()):
+            overdue.add_metric(list(key), n)
+        yield overdue
+        breaches = CounterMetricFamily("xunjian_incident_breaches", "Incidents that missed a deadline: response "
+                                       "(15 minutes, 7x24) or resolution (1/3/5 working days).",
+                                       labels=["deadline", "priority", "system"])
+        for row in sorted(self._read("breach counts", self.store.breach_counts),
+                          key=lambda r: (r["priority"], r["system"])):
+            for deadline in ("response", "resolution"):
+                breaches.add_metric([deadline, row["priority"], row["system"]], int(row[deadline] or 0))
+        yield breaches
+        yield from self._durations_families()
+
+    def _durations_families(self) -> list[Metric]:
+        now = self.clock()
+        if self._durations is not None and now - self._durations[0] < DURATIONS_TTL_S:
+            return self._durations[1]
+        rows = self._read("incident durations", self.store.incident_durations)
+        families: list[Metric] = []
+        for name, column, bounds, help_ in (
+                ("xunjian_incident_acknowledge_seconds", "ack_s", ACK_BUCKETS,
+                 "Time from an incident opening to its acknowledgement."),
+                ("xunjian_incident_resolve_seconds", "resolve_s", RESOLVE_BUCKETS,
+                 "Time from an incident opening to its resolution (automatic or by hand).")):
+            family = HistogramMetricFamily(name, help_, labels=["priority"])
+            by_priority: dict[str, list[float]] = {}
+            for row in rows:
+                if row[column] is not None:
+                    by_priority.setdefault(str(row["priority"]), []).append(max(float(row[column]), 0.0))
+            for priority, values in sorted(by_priority.items()):
+                buckets = [(repr(b), sum(1 for v in values if v <= b)) for b in bounds]
+                buckets.append(("+Inf", len(values)))
+                family.add_metric([priority], buckets, sum(values))
+            families.append(family)
+        self._durations = (now, families)
+        return families
+
+    def _notifications(self) -> Iterator[Metric]:
+        sent = CounterMetricFamily("xunjian_notifications_sent", "Messages delivered, by channel and receiver.",
+                                   labels=["channel", "receiver"])
+        failed = CounterMetricFamily("xunjian_notifications_failed", "Delivery attempts that failed (each retry "
+                                     "counts), by channel and receiver.", labels=["channel", "receiver"])
+        given_up = CounterMetricFamily("xunjian_notifications_given_up", "Messages given up after "
+                                       "notifications.retry.give_up_after, by channel and receiver.",
+                                       labels=["channel", "receiver"])
+        notifier = self.notifier
+        if notifier is not None:
+            for name, receiver in sorted(notifier.receivers.items()):
+                stats = notifier.stats.get(name)
+                if stats is None:
+                    continue
+                sent.add_metric([receiver.type, name], stats.sent)
+                failed.add_metric([receiver.type, name], stats.failed)
+                given_up.add_metric([receiver.type, name], stats.given_up)
+        yield from (sent, failed, given_up)
+        backlog = self._read("outbox backlog", lambda: [self.store.outbox_backlog()])
+        pending = GaugeMetricFamily("xunjian_notifications_pending", "Incident events waiting in the outbox (group "
+                                    "wait, rate limit) and messages queued for delivery or retry.", labels=["stage"])
+        row = backlog[0] if backlog else {"pending": 0, "queued": 0}
+        pending.add_metric(["outbox"], int(row["pending"] or 0))
+        pending.add_metric(["queued"], int(row["queued"] or 0))
+        yield pending
 
     def _findings(self) -> Iterator[Metric]:
         family = GaugeMetricFamily("xunjian_findings", "Findings by review state and category (dba, migration, "

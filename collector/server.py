@@ -21,10 +21,13 @@ from typing import Any, TypeVar
 import grpc
 
 from checks.config_error import ConfigError
+from collector import deadlines, incidents
 from collector.access import Actor
 from collector.audit import AuditEntry
 from collector.backends import open_store, store_location
 from collector.config import CollectorConfig, is_loopback, load_config
+from collector.desk import Desk
+from collector.flapping import Thresholds
 from collector.grpc_tls import (
     CertificateFiles,
     EnrollmentServicer,
@@ -35,15 +38,21 @@ from collector.grpc_tls import (
 )
 from collector.http import Api
 from collector.identity import CertificateIdentity, Identify, insecure_identity
+from collector.incidents import IncidentPolicy
 from collector.ingest import IngestServer, IngestServicer, log_after_commit
 from collector.loop import EventLoop
 from collector.metrics import PatrolMetrics, build_registry
+from collector.notify.config import receiver_secrets
+from collector.notify.notifier import Notifier
+from collector.notify.routing import first_route
 from collector.pki import Authority, PkiError
+from collector.silences import SilenceSet
 from collector.state import AgentLiveness, Limits, StateEngine
-from collector.store import Store
+from collector.store import Store, StoreTx
 from collector.timers import Timers
 from collector.trust import Trust
 from collector.web import WebServer
+from collector.workdays import WorkingCalendar
 from collector.writer import Writer
 from protos import patrol_pb2_grpc
 from service.control import AlreadyRunning, PidFile, ReloadReporter
@@ -68,6 +77,11 @@ LOST_AGENTS = "lost-agent check"
 HOUSEKEEPING = "housekeeping"
 SERVER_CERTIFICATE = "server certificate"
 SERVER_CERTIFICATE_CHECK_S = 3600.0
+DEADLINES = "incident deadlines"
+DEADLINES_INTERVAL_S = 5.0
+"""How often breaches, escalations, repeats and the end of silences are looked for (seconds late at most)."""
+CALENDAR = "calendar check"
+CALENDAR_INTERVAL_S = 3600.0
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -121,17 +135,24 @@ class Collector:
         self.trust: Trust | None = None
         self.api: Api | None = None
         self.enroll_port = 0
+        self.silences: SilenceSet | None = None
+        self.notifier: Notifier | None = None
 
     def start(self) -> None:
         """Open the store (one clear StartError if it cannot be written), then start every part in order."""
         cfg = self.config
         path = store_location(cfg)
         pid_path, status_path = control_files(cfg)
+        policy = self.incident_policy(cfg)
+        secrets = receiver_secrets(cfg.notifications, cfg.base_dir)
+        self.engine.policy = policy
+        self.silences = silences = policy.silences or SilenceSet(policy.calendar)
         try:
             self.pid_file = PidFile(pid_path, "collector")
             self.pid_file.create()
             self.store = store = open_store(cfg)
             self.engine.restore(store.load_snapshot(), self.clock())
+            silences.replace(store.silences_in_force())
         except AlreadyRunning as exc:
             raise StartError("store", str(exc)) from exc
         except (OSError, sqlite3.Error) as exc:
@@ -169,10 +190,17 @@ class Collector:
         timers.every(HOUSEKEEPING, self._housekeeping_interval(), self.housekeeping)
         if self.authority is not None:
             timers.every(SERVER_CERTIFICATE, SERVER_CERTIFICATE_CHECK_S, self.renew_server_certificate)
-        registry = build_registry(PatrolMetrics(self.engine, store, self.servicer.stats, writer.stats, self.clock))
+        timers.every(DEADLINES, DEADLINES_INTERVAL_S, self.check_deadlines)
+        timers.every(CALENDAR, CALENDAR_INTERVAL_S, self.check_calendar)
+        self.notifier = notifier = self.supervisor.add(Notifier(
+            store, writer, cfg.notifications, secrets, console_url=cfg.console_url(), tz=policy.calendar.tz,
+            clock=self.clock))
+        registry = build_registry(PatrolMetrics(self.engine, store, self.servicer.stats, writer.stats, self.clock,
+                                                notifier=notifier))
+        desk = Desk(self.engine, store, writer, silences, self.clock, self._on_loop)
         host, port = _split(cfg.listen.http)
         self.api = api = Api(self.engine, store, writer, registry, self.clock, self.health, trust,
-                             auth_required=cfg.http.auth == "tokens")
+                             auth_required=cfg.http.auth == "tokens", desk=desk)
         http = self.supervisor.add(WebServer(api, cfg.http, host, port,
                                              trust=trust if cfg.http.auth == "tokens" else None))
         self.supervisor.start()
@@ -188,6 +216,9 @@ class Collector:
                  cfg.listen.grpc, self.grpc_port, cfg.listen.http, self.http_port, path, cfg.store.history,
                  len(self.engine.agents), cfg.agents.lost_after,
                  extra={"event": "start", "grpc_port": self.grpc_port, "http_port": self.http_port})
+        log.info("incidents: %s; %d receivers, %d routes; %d silences in force", policy.calendar.describe(),
+                 len(cfg.notifications.receivers), len(cfg.notifications.routes), len(silences.items),
+                 extra={"event": "incidents.config"})
 
     def _open_tls(self, store: Store) -> CertificateFiles | None:
         """The CA (own PKI: none), a current server certificate, and the denylist; StartError when unsafe."""
@@ -233,6 +264,22 @@ class Collector:
         if self.authority is not None:
             await asyncio.to_thread(ensure_server_certificate, self.authority, self.config, self.clock())
 
+
+    @staticmethod
+    def incident_policy(cfg: CollectorConfig) -> IncidentPolicy:
+        """The incident rules of `cfg` (raises ConfigError for a bad calendar file or time zone)."""
+        calendar = WorkingCalendar.load(cfg.calendar_files(), cfg.calendar.timezone)
+        inc = cfg.incidents
+        return IncidentPolicy(
+            calendar, response_s=inc.response.model_dump(), resolution_days=inc.resolution_days.model_dump(),
+            reopen_within=inc.reopen_within, flapping=Thresholds(inc.flapping.high, inc.flapping.low,
+                                                                 inc.flapping.enabled),
+            silences=SilenceSet(calendar))
+
+    def _on_loop(self, fn: Callable[[], None]) -> None:
+        """Run a state-engine change on the event loop that owns the engine (from an HTTP thread)."""
+        assert self.loop is not None
+        self.loop.loop.call_soon_threadsafe(fn)
     def health(self) -> dict[str, Health]:
         return self.supervisor.health()
 
@@ -257,6 +304,50 @@ class Collector:
             fut = self.writer.submit(lambda tx: tx.write_incident_actions(actions))
             log_after_commit(fut, actions)
             await asyncio.wrap_future(fut)
+
+    async def check_deadlines(self) -> int:
+        """Breaches, escalations, repeats and silences that are over (collector/deadlines.py); returns the actions."""
+        assert self.writer is not None and self.store is not None and self.silences is not None
+        now = self.clock()
+        routes = self.config.notifications.routes
+        active = await asyncio.to_thread(self.store.active_incidents)
+        actions = deadlines.due(active, now, lambda labels: first_route(labels, routes), self.silences)
+        carried = {i.silence_id for i in active if i.silence_id is not None}
+        finished = deadlines.finished_silences(self.silences.items, carried, now)
+
+        def job(tx: StoreTx) -> None:
+            tx.apply_deadline_actions(actions)
+            for silence_id, why in finished:
+                tx.remove_silence(silence_id, "", why, now)
+
+        if actions or finished:
+            await asyncio.wrap_future(self.writer.submit(job))
+            for silence_id, _why in finished:
+                self.silences.drop(silence_id)
+            for a in actions:
+                if a.kind in ("response_breached", "resolution_breached", "escalated"):
+                    log.warning("incident %d: %s%s", a.incident_id, a.kind.replace("_", " "),
+                                f" (level {a.level})" if a.level else "",
+                                extra={"event": f"incident.{a.kind}", "incident": a.incident_id})
+            if self.notifier is not None:
+                self.notifier.wake()
+        return len(actions)
+
+    async def check_calendar(self) -> list[int]:
+        """Open a warning incident for each year the working-day calendar needs and lacks; resolve loaded ones."""
+        assert self.writer is not None
+        policy = self.engine.policy
+        now = self.clock()
+        missing = policy.calendar.missing_years(now)
+        year = policy.calendar.local(now).year
+        actions: list[Any] = [incidents.calendar_incident(y, policy.calendar, now, policy) for y in missing]
+        actions += [incidents.calendar_loaded(y, now) for y in (year, year + 1) if y not in missing]
+        fut = self.writer.submit(lambda tx: tx.write_incident_actions(actions))
+        await asyncio.wrap_future(fut)
+        for y in missing:
+            log.warning("the working-day calendar has no table for %d: add the year's holiday arrangement as a file "
+                        "in calendar.files and reload", y, extra={"event": "calendar.missing", "year": y})
+        return missing
 
     async def housekeeping(self) -> tuple[int, int]:
         """Mark findings not seen within findings.fixed_after as fixed; purge history past its retention."""
@@ -298,6 +389,8 @@ class Collector:
         old = self.config
         try:
             new = with_overrides(load_config(self.source), **self.overrides)
+            policy = self.incident_policy(new)
+            secrets = receiver_secrets(new.notifications, new.base_dir)
         except (ConfigError, ValueError) as exc:
             log.error("reload refused, still running the previous configuration:\n%s", exc,
                       extra={"event": "reload", "ok": False})
@@ -310,15 +403,24 @@ class Collector:
             "ingest": new.ingest.model_copy(update={"max_message_bytes": old.ingest.max_message_bytes}),
         }).at(old.base_dir)
         self.config = merged
+        if self.silences is not None:
+            self.silences.calendar = policy.calendar
+            policy.silences = self.silences
+        self.engine.policy = policy
+        if self.notifier is not None:
+            self.notifier.configure(merged.notifications, secrets, merged.console_url())
         if self.servicer is not None:
             self.servicer.max_batch_results = merged.ingest.max_batch_results
         if self.timers is not None and self.loop is not None:
             self.loop.call(self._reschedule(), timeout=10)
+            self.loop.call(self.check_calendar(), timeout=10)  # a year file may have been added or edited
         changed = [name for name in ("agents.lost_after", "findings.fixed_after", "store.history_retention",
                                      "ingest.max_batch_results") if _field(old, name) != _field(merged, name)]
         self._audit_reload(True, "")
-        message = "reload applied: " + (", ".join(f"{n} {_show(old, n)} -> {_show(merged, n)}" for n in changed)
-                                         or "nothing changed")
+        sections = [name for name in ("incidents", "calendar", "notifications")
+                    if getattr(old, name) != getattr(merged, name)]
+        parts = [f"{n} {_show(old, n)} -> {_show(merged, n)}" for n in changed] + [f"{n} changed" for n in sections]
+        message = "reload applied: " + (", ".join(parts) or "nothing changed")
         if kept:
             message += f"; not applied until the collector restarts: {', '.join(kept)}"
         log.info("%s", message, extra={"event": "reload", "ok": True})

@@ -23,13 +23,12 @@ from collector.events import (
     AgentHello,
     BatchEffects,
     CheckRule,
-    IncidentAction,
-    IncidentOpen,
-    IncidentResolve,
-    IncidentUpdate,
     ResultLike,
+    Transition,
 )
 from collector.findings import FIXABLE_STATES, SETTLED_BY_PEOPLE, category_of, review_state, state_when_seen
+from collector.notify.outboxstore import OutboxReads, OutboxTx
+from collector.sqlincidents import IncidentReads, IncidentTx
 from collector.store import (
     AgentRecord,
     OpenIncidentRecord,
@@ -138,7 +137,7 @@ def _rows(cur: Any) -> list[Row]:
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-_JSON_COLUMNS = ("labels", "roles", "evidence", "attributes", "metrics", "detail")
+_JSON_COLUMNS = ("labels", "roles", "evidence", "attributes", "metrics", "detail", "matchers", "content")
 
 
 def _decode(row: Row) -> Row:
@@ -152,7 +151,7 @@ class StaleBatchError(RuntimeError):
     """A batch whose predecessor was not stored: committing it would move the mark past lost results."""
 
 
-class SqlTx(TrustTx):
+class SqlTx(TrustTx, IncidentTx, OutboxTx):
     """One open write transaction."""
 
     def __init__(self, cur: Any, dialect: Dialect, history: str) -> None:
@@ -175,11 +174,11 @@ class SqlTx(TrustTx):
         cur.execute(q("DELETE FROM checks WHERE agent_id = ?"), (hello.agent_id,))
         cur.executemany(q(
             "INSERT INTO checks (agent_id, check_id, target, title, kind, system, priority, raise_after, "
-            "clear_after, interval_s, schedule, runbook, labels, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (agent_id, check_id, target) DO NOTHING"),
+            "clear_after, interval_s, schedule, runbook, labels, updated_at, parent, for_s) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (agent_id, check_id, target) DO NOTHING"),
             [(hello.agent_id, c.check_id, c.target, c.title, c.kind, c.system, c.priority, c.raise_after,
-              c.clear_after, c.interval_s, c.schedule, c.runbook, json.dumps(dict(c.labels), sort_keys=True), hello.at)
-             for c in hello.checks])
+              c.clear_after, c.interval_s, c.schedule, c.runbook, json.dumps(dict(c.labels), sort_keys=True), hello.at,
+              c.parent, c.for_s) for c in hello.checks])
 
     def restart_sequence(self, agent_id: str, seq_base: int) -> None:
         self._cur.execute(self._q("UPDATE agents SET high_water_seq = 0, seq_base = ? WHERE id = ?"),
@@ -193,17 +192,7 @@ class SqlTx(TrustTx):
     def write_batch(self, effects: BatchEffects) -> None:
         q, cur, e = self._q, self._cur, effects
         if e.transitions:
-            if self._history != "off":
-                cur.executemany(q(
-                    "INSERT INTO transitions (agent_id, check_id, target, key, seq, from_status, to_status, at, "
-                    "summary, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-                    [(t.agent_id, t.check_id, t.target, t.key, t.seq, t.from_status, t.to_status, t.at, t.summary,
-                      t.value) for t in e.transitions])
-            cur.executemany(q(
-                "INSERT INTO series (agent_id, check_id, target, key, status, since) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (agent_id, check_id, target, key) DO UPDATE SET status = excluded.status, "
-                "since = excluded.since"),
-                [(t.agent_id, t.check_id, t.target, t.key, t.to_status, t.at) for t in e.transitions])
+            self.write_transitions(e.transitions)
         if e.incidents:
             self.write_incident_actions(e.incidents)
         for seen in e.findings:
@@ -220,28 +209,20 @@ class SqlTx(TrustTx):
             raise StaleBatchError(f"agent {e.agent_id}: stored high-water mark is not {e.from_seq}; "
                                   "an earlier batch of this agent was not stored")
 
-    def write_incident_actions(self, actions: Sequence[IncidentAction]) -> None:
+    def write_transitions(self, transitions: Sequence[Transition]) -> None:
+        """Status changes: kept as history (unless store.history is off) and as each series' current status."""
         q, cur = self._q, self._cur
-        for a in actions:
-            if isinstance(a, IncidentOpen):
-                cur.execute(q(
-                    "INSERT INTO incidents (kind, agent_id, check_id, target, key, status, priority, system, title, "
-                    "summary, opened_at, last_status, last_change_at, response_due_at) "
-                    "VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (agent_id, check_id, target, key) WHERE status = 'open' DO NOTHING"),
-                    (a.kind, a.agent_id, a.check_id, a.target, a.key, a.priority, a.system, a.title, a.summary,
-                     a.at, a.status, a.at, a.response_due_at))
-            elif isinstance(a, IncidentUpdate):
-                cur.execute(q(
-                    "UPDATE incidents SET last_status = ?, summary = ?, last_change_at = ? "
-                    "WHERE agent_id = ? AND check_id = ? AND target = ? AND key = ? AND status = 'open'"),
-                    (a.status, a.summary, a.at, a.agent_id, a.check_id, a.target, a.key))
-            elif isinstance(a, IncidentResolve):
-                cur.execute(q(
-                    "UPDATE incidents SET status = 'resolved', resolved_at = ?, last_status = ?, last_change_at = ?, "
-                    "resolution = ? "
-                    "WHERE agent_id = ? AND check_id = ? AND target = ? AND key = ? AND status = 'open'"),
-                    (a.at, a.status, a.at, a.summary, a.agent_id, a.check_id, a.target, a.key))
+        if self._history != "off":
+            cur.executemany(q(
+                "INSERT INTO transitions (agent_id, check_id, target, key, seq, from_status, to_status, at, "
+                "summary, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                [(t.agent_id, t.check_id, t.target, t.key, t.seq, t.from_status, t.to_status, t.at, t.summary,
+                  t.value) for t in transitions])
+        cur.executemany(q(
+            "INSERT INTO series (agent_id, check_id, target, key, status, since) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (agent_id, check_id, target, key) DO UPDATE SET status = excluded.status, "
+            "since = excluded.since"),
+            [(t.agent_id, t.check_id, t.target, t.key, t.to_status, t.at) for t in transitions])
 
     def end_series(self, agent_id: str, checks: Sequence[tuple[str, str]]) -> None:
         self._cur.executemany(self._q("DELETE FROM series WHERE agent_id = ? AND check_id = ? AND target = ?"),
@@ -337,7 +318,7 @@ def _history_row(agent_id: str, r: ResultLike, at: float, seq_base: int) -> tupl
             json.dumps(dict(r.metrics), sort_keys=True), at)
 
 
-class SqlStore(TrustReads):
+class SqlStore(TrustReads, IncidentReads, OutboxReads):
     """The Store protocol over any DB-API connection factory and dialect."""
 
     def __init__(self, dialect: Dialect, connect: Callable[[], Any], *, history: str) -> None:
@@ -385,20 +366,22 @@ class SqlStore(TrustReads):
         for c in self._query("SELECT * FROM checks" + where, args):
             snap.rules.setdefault(c["agent_id"], []).append(CheckRule(
                 c["check_id"], c["target"], c["title"], c["kind"], c["system"], c["priority"], int(c["raise_after"]),
-                int(c["clear_after"]), int(c["interval_s"]), c["schedule"], c["runbook"], c["labels"]))
+                int(c["clear_after"]), int(c["interval_s"]), c["schedule"], c["runbook"], c["labels"], c["parent"],
+                int(c["for_s"])))
         for s in self._query("SELECT * FROM series" + where, args):
             snap.series.append(SeriesRecord(s["agent_id"], s["check_id"], s["target"], s["key"], int(s["status"]),
                                             float(s["since"])))
-        for i in self._query("SELECT kind, agent_id, check_id, target, key FROM incidents WHERE status = 'open'"
-                             + where.replace(" WHERE", " AND"), args):
+        for i in self._query("SELECT kind, agent_id, check_id, target, key, flapping FROM incidents "
+                             "WHERE status IN ('open', 'acknowledged')" + where.replace(" WHERE", " AND"), args):
             snap.open_incidents.append(OpenIncidentRecord(i["kind"], i["agent_id"], i["check_id"], i["target"],
-                                                          i["key"]))
+                                                          i["key"], bool(i["flapping"])))
         return snap
 
     def agent_liveness(self) -> list[tuple[str, str, float, bool]]:
         rows = self._query(
             "SELECT a.id, a.hostname, a.last_seen, (SELECT COUNT(*) FROM incidents i WHERE i.agent_id = a.id "
-            "AND i.kind = 'agent_lost' AND i.status = 'open') AS lost_open FROM agents a WHERE a.retired_at IS NULL")
+            "AND i.kind = 'agent_lost' AND i.status IN ('open', 'acknowledged')) AS lost_open FROM agents a "
+            "WHERE a.retired_at IS NULL")
         return [(r["id"], r["hostname"], float(r["last_seen"]), bool(r["lost_open"])) for r in rows]
 
     def high_water_seq(self, agent_id: str) -> int:
@@ -410,12 +393,6 @@ class SqlStore(TrustReads):
         if retired:
             return self._query("SELECT * FROM agents ORDER BY id")
         return self._query("SELECT * FROM agents WHERE retired_at IS NULL ORDER BY id")
-
-    def list_incidents(self, status: str, limit: int) -> list[Row]:
-        if status == "all":
-            return self._query("SELECT * FROM incidents ORDER BY opened_at DESC, id DESC LIMIT ?", (limit,))
-        return self._query("SELECT * FROM incidents WHERE status = ? ORDER BY opened_at DESC, id DESC LIMIT ?",
-                           (status, limit))
 
     def list_results(self, agent_id: str, after_seq: int, limit: int) -> list[Row]:
         return self._query("SELECT * FROM results WHERE agent_id = ? AND seq > ? ORDER BY seq LIMIT ?",

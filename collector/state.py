@@ -1,31 +1,42 @@
 """The in-memory state engine: latest result per series, consecutive counters, transitions, incident decisions.
 
 Pure logic: callers pass the time and get records back; nothing here does I/O. The hot path is
-`apply_batch`: an unchanged result costs one dictionary lookup and an attribute store (the latest
+`apply_batch`: an unchanged result costs one dictionary lookup and a few attribute tests (the latest
 result message itself is kept and read only at scrape time).
+
+Incident decisions made here: open after raise_after bad results (and for_s seconds), resolve after clear_after
+OK ones, reopen handled by the store (`reopen_within`), flapping (collector/flapping.py) holds resolution and
+notifications, a failing parent check or a lost agent makes new incidents its silent children, and a lost agent's
+series read UNKNOWN "agent lost" until fresh results arrive.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from checks.kinds import FINDINGS_KINDS
-from checks.result import Status, seconds_from_ms
-from collector import incidents
+from checks.result import Outcome, Status, seconds_from_ms, unix_ms
+from collector import flapping, incidents
 from collector.events import (
     AgentHeartbeat,
     AgentHello,
     BatchEffects,
     CheckRule,
     FindingSeen,
+    FlappingChange,
     HelloEffects,
     IncidentAction,
+    IncidentOpen,
     ResultLike,
     RuleChange,
+    SeriesKey,
+    SeriesStale,
     Transition,
 )
+from collector.incidents import IncidentPolicy
 from collector.sanity import (
     MAX_SEQ,
     STATUS_MAX,
@@ -37,13 +48,14 @@ from collector.sanity import (
     safe_key,
 )
 from collector.store import StoreSnapshot
+from collector.workdays import WorkingCalendar
+from protos import patrol_pb2
 
 INF = math.inf
 NO_STATUS = -1
 OK = int(Status.OK)
 """The checks' OK as the plain int the wire carries (protobuf enums compare as ints)."""
-SeriesKey = tuple[str, str, str]
-"""(check_id, target, key) within one agent."""
+UNKNOWN = int(Status.UNKNOWN)
 RULE_FIELDS = ("raise_after", "clear_after", "priority", "system", "kind")
 """The parts of a check's declaration that decide its incidents: a change of one is a config change, audited."""
 
@@ -61,7 +73,8 @@ class Limits:
 class Series:
     """One (agent, check, target, key): latest result and the counters the incident rules need."""
 
-    __slots__ = ("bad", "findings", "incident", "label_text", "latest", "ok", "rule", "since", "status")
+    __slots__ = ("bad", "bad_since", "findings", "flapping", "handled", "incident", "label_text", "latest", "ok",
+                 "ring", "rule", "since", "stale", "status")
 
     def __init__(self, rule: CheckRule, status: int = NO_STATUS, since: float = 0.0) -> None:
         self.rule = rule
@@ -69,8 +82,17 @@ class Series:
         self.since = since
         self.latest: ResultLike | None = None
         self.bad = 0
+        self.bad_since = since
+        """Time of the first bad result of the current bad run (for `for_s`)."""
         self.ok = 0
         self.incident = False
+        self.handled = False
+        """Its incident was resolved by hand while still bad: no new one until the series has been OK."""
+        self.ring = 0
+        """Flapping ring (collector/flapping.py): bit 0 says whether the newest result changed state."""
+        self.flapping = False
+        self.stale = False
+        """Its agent is lost: `latest` is a stand-in UNKNOWN "agent lost" until a fresh result arrives."""
         self.findings = not rule.kind or rule.kind.startswith(FINDINGS_KINDS)
         self.label_text: tuple[str, str, str] | None = None
         """Escaped exposition labels of this series (agent and check, key, target), cached by /metrics."""
@@ -127,12 +149,19 @@ class SeriesView:
     series: Series
 
 
+def default_policy() -> IncidentPolicy:
+    """The contracts' deadlines on the shipped calendar (collector.yaml may change every part)."""
+    return IncidentPolicy(WorkingCalendar.load())
+
+
 class StateEngine:
-    def __init__(self, *, history_all: bool = False, limits: Limits | None = None) -> None:
+    def __init__(self, *, history_all: bool = False, limits: Limits | None = None,
+                 policy: IncidentPolicy | None = None) -> None:
         self.agents: dict[str, AgentState] = {}
         self.history_all = history_all
         self.limits = limits or Limits()
         self.sanity = SanityStats()
+        self.policy = policy or default_policy()
 
     def agent(self, agent_id: str) -> AgentState:
         state = self.agents.get(agent_id)
@@ -164,6 +193,12 @@ class StateEngine:
             found = a.series.get((inc.check_id, inc.target, inc.key))
             if found is not None:
                 found.incident = True
+                found.flapping = inc.flapping
+                found.ring = int(inc.flapping)  # the ring is not stored: a fresh one decides at the next result
+        for a in self.agents.values():
+            if a.lost:  # its series were marked stale when it was lost
+                for series in a.series.values():
+                    series.stale = series.status == UNKNOWN
 
     @staticmethod
     def _rule(agent: AgentState, check_id: str, target: str) -> CheckRule:
@@ -284,9 +319,11 @@ class StateEngine:
                 left_out.append(self._leave_out(r, "status", effects))
                 continue  # an equal status was checked when the series took it
             s.latest = r
-            if status == s.status:
+            if status == s.status and not s.stale:
+                if s.ring:  # never 0 while flapping: only a series that changed lately pays for this
+                    self._flap(agent_id, k, s, False, effects, now)
                 if status == OK:
-                    if s.incident:
+                    if s.incident and not s.flapping:
                         s.ok += 1
                         if incidents.should_resolve(s.ok, s.rule):
                             s.incident = False
@@ -294,12 +331,11 @@ class StateEngine:
                                 agent_id, k[0], k[1], k[2], status, r.summary, now))
                 else:
                     s.bad += 1
-                    if not s.incident and incidents.should_open(s.bad, s.rule):
-                        s.incident = True
-                        effects.incidents.append(incidents.open_check_incident(
-                            agent_id, s.rule, k[1], k[2], status, r.summary, now))
+                    if not s.incident and not s.handled and incidents.should_open(
+                            s.bad, s.rule, _at(r, now) - s.bad_since if s.rule.for_s else 0.0):
+                        effects.incidents.append(self._open(a, agent_id, k, s, status, r.summary, now))
             else:
-                self._change(agent_id, k, s, r, effects, now)
+                self._change(a, agent_id, k, s, r, effects, now)
             if s.findings and r.findings:
                 engine = s.rule.labels.get("engine", "")
                 effects.findings.extend(FindingSeen(agent_id, k[1], k[0], engine, f, now) for f in r.findings)
@@ -327,30 +363,98 @@ class StateEngine:
             return "series_cap"
         return None
 
-    @staticmethod
-    def _change(agent_id: str, k: SeriesKey, s: Series, r: ResultLike, effects: BatchEffects, now: float) -> None:
+    def _change(self, a: AgentState, agent_id: str, k: SeriesKey, s: Series, r: ResultLike, effects: BatchEffects,
+                now: float) -> None:
         status, previous = r.status, s.status
-        at = seconds_from_ms(r.started_unix_ms) if r.started_unix_ms else now
+        at = _at(r, now)
         effects.transitions.append(Transition(
             agent_id, k[0], k[1], k[2], effects.seq_base + r.seq, None if previous == NO_STATUS else previous, status, at, r.summary,
             r.value if r.HasField("value") else None))
+        was_stale, s.stale = s.stale, False
+        if not was_stale and previous != NO_STATUS and self.policy.flapping.enabled:
+            self._flap(agent_id, k, s, True, effects, now)
         s.status, s.since = status, at
         if status == OK:
-            s.bad, s.ok = 0, 1
-            if s.incident and incidents.should_resolve(s.ok, s.rule):
+            s.bad, s.ok, s.handled = 0, 1, False
+            if s.incident and not s.flapping and incidents.should_resolve(s.ok, s.rule):
                 s.incident = False
                 effects.incidents.append(incidents.resolve_check_incident(agent_id, k[0], k[1], k[2], status,
                                                                           r.summary, now))
             return
         s.ok = 0
-        s.bad = s.bad + 1 if previous not in (OK, NO_STATUS) else 1
+        if previous in (OK, NO_STATUS):
+            s.bad, s.bad_since = 1, at
+        else:
+            s.bad += 1
         if s.incident:
             effects.incidents.append(incidents.update_check_incident(agent_id, k[0], k[1], k[2], status, r.summary,
                                                                      now))
-        elif incidents.should_open(s.bad, s.rule):
-            s.incident = True
-            effects.incidents.append(incidents.open_check_incident(agent_id, s.rule, k[1], k[2], status, r.summary,
-                                                                   now))
+        elif not s.handled and incidents.should_open(s.bad, s.rule, at - s.bad_since):
+            effects.incidents.append(self._open(a, agent_id, k, s, status, r.summary, now))
+
+    def _flap(self, agent_id: str, k: SeriesKey, s: Series, changed: bool, effects: BatchEffects, now: float) -> None:
+        s.ring = flapping.record(s.ring, changed)
+        pct = flapping.percent(s.ring)
+        now_flapping = flapping.is_flapping(s.flapping, pct, self.policy.flapping)
+        if now_flapping != s.flapping:
+            s.flapping = now_flapping
+            effects.incidents.append(FlappingChange(agent_id, k[0], k[1], k[2], now_flapping, pct, now))
+
+    def _open(self, a: AgentState, agent_id: str, k: SeriesKey, s: Series, status: int, summary: str,
+              now: float) -> IncidentOpen:
+        """Open the series' incident: a silent child when its parent check is failing, the parent of those of its
+        children already open."""
+        s.incident = True
+        suppressed = parent = ""
+        if a.lost:
+            suppressed, parent = incidents.AGENT_LOST, incidents.AGENT_LOST_CHECK
+        elif s.rule.parent and self._failing(a, s.rule.parent, k[1]):
+            suppressed, parent = f"parent check {s.rule.parent} is failing", s.rule.parent
+        adopt = tuple(ck for ck, cs in a.series.items()
+                      if cs.incident and ck[1] == k[1] and cs.rule.parent == k[0] and ck != k)
+        return incidents.open_check_incident(agent_id, a.hostname, a.labels, s.rule, k[1], k[2], status, summary, now,
+                                             self.policy, suppressed=suppressed, parent_check=parent,
+                                             flapping=s.flapping, adopt=adopt)
+
+    @staticmethod
+    def _failing(a: AgentState, check_id: str, target: str) -> bool:
+        """Whether a series of `check_id` on `target` is bad now (the parent of a dependency)."""
+        return any(ck[0] == check_id and ck[1] == target and cs.status not in (OK, NO_STATUS)
+                   for ck, cs in a.series.items())
+
+    def _mark_stale(self, agent_id: str, a: AgentState, now: float) -> list[IncidentAction]:
+        """The agent is lost: each series reads UNKNOWN "agent lost"; those without an incident get a silent child
+        incident of the 'agent lost' one."""
+        actions: list[IncidentAction] = []
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(a.last_frame_at)) if a.last_frame_at else "never"
+        summary = f"{incidents.AGENT_LOST}: no result since {when}"
+        for k, s in list(a.series.items()):
+            if s.status == NO_STATUS or s.stale:
+                continue
+            old = s.latest
+            actions.append(SeriesStale(agent_id, k[0], k[1], k[2], a.seq_base + (old.seq if old is not None else 0),
+                                       s.status, now, summary))
+            s.latest = patrol_pb2.Result(seq=old.seq if old is not None else 0, check_id=k[0], target=k[1], key=k[2],
+                                         status=patrol_pb2.UNKNOWN, summary=summary, outcome=Outcome.AGENT_LOST.value,
+                                         started_unix_ms=unix_ms(now), unit=old.unit if old is not None else "")
+            if s.status == OK:
+                s.bad, s.bad_since = 1, now
+            s.status, s.since, s.ok, s.stale = UNKNOWN, now, 0, True
+            if not s.incident:
+                s.incident = True
+                actions.append(incidents.open_check_incident(
+                    agent_id, a.hostname, a.labels, s.rule, k[1], k[2], UNKNOWN, summary, now, self.policy,
+                    suppressed=incidents.AGENT_LOST, parent_check=incidents.AGENT_LOST_CHECK, flapping=s.flapping))
+        return actions
+
+    def resolved_by_hand(self, agent_id: str, check_id: str, target: str, key: str) -> None:
+        """An operator resolved the series' incident: while the series stays bad it opens no new one."""
+        a = self.agents.get(agent_id)
+        s = a.series.get((check_id, target, key)) if a is not None else None
+        if s is not None and s.incident:
+            s.incident = False
+            s.handled = s.status not in (OK, NO_STATUS)
+
 
     def committed(self, agent_id: str, seq: int) -> None:
         a = self.agent(agent_id)
@@ -394,7 +498,14 @@ class StateEngine:
             known = self.agents.get(agent_id)
             if silent > lost_after:
                 if not view.lost_open:
-                    actions.append(incidents.agent_lost_incident(agent_id, view.hostname, silent, lost_after, now))
+                    labels = known.labels if known is not None else {}
+                    adopt = tuple(k for k, s in known.series.items() if s.incident) if known is not None else ()
+                    rules = known.rules.values() if known is not None else ()
+                    actions.append(incidents.agent_lost_incident(agent_id, view.hostname, labels, silent, lost_after,
+                                                                 now, self.policy, adopt, rules))
+                    if known is not None:
+                        known.lost = True
+                        actions.extend(self._mark_stale(agent_id, known, now))
                 if known is not None:
                     known.lost = True
             else:
@@ -424,3 +535,8 @@ def _rule_changes(old: dict[tuple[str, str], CheckRule], new: dict[tuple[str, st
             if was != now:
                 changes.append(RuleChange(key[0], key[1], name, str(was), str(now)))
     return changes
+
+
+def _at(r: ResultLike, now: float) -> float:
+    """When a result was taken (the agent's clock), or `now` for one without a start time."""
+    return seconds_from_ms(r.started_unix_ms) if r.started_unix_ms else now

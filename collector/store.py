@@ -6,13 +6,18 @@ implementation makes an import circle).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from collector.audit import AuditEntry, Verification
 from collector.events import AgentHeartbeat, AgentHello, BatchEffects, CheckRule, IncidentAction
+
+if TYPE_CHECKING:
+    from collector.deadlines import ActiveIncident, DeadlineAction
+    from collector.notify.config import NotificationsConfig
+    from collector.silences import Silence
 
 Row = dict[str, Any]
 """A JSON-ready record for the HTTP API."""
@@ -51,6 +56,7 @@ class OpenIncidentRecord:
     check_id: str
     target: str
     key: str
+    flapping: bool = False
 
 
 @dataclass
@@ -113,6 +119,30 @@ class StoreTx(Protocol):
 
     def purge_history(self, before: float, limit: int = 10_000) -> int: ...
 
+    def incident_action(self, incident_id: int, action: str, by: str, at: float, *, note: str = "",
+                        assignee: str = "", cause: str = "", solution: str = "") -> Row | None:
+        """An operator's action on an incident (collector/lifecycle_rules.py); None when it does not exist."""
+        ...
+
+    def end_agent_incidents(self, agent_id: str, at: float, resolution: str) -> int:
+        """Resolve every active incident of a retired agent through the incident lifecycle."""
+        ...
+
+    def add_silence(self, s: Silence, active: Iterable[ActiveIncident]) -> int: ...
+
+    def remove_silence(self, silence_id: int, by: str, why: str, at: float) -> bool: ...
+
+    def apply_deadline_actions(self, actions: Sequence[DeadlineAction]) -> None: ...
+
+    def claim_outbox(self, now: float, config: NotificationsConfig, budgets: Mapping[str, int | None]) -> int: ...
+
+    def record_attempt(self, notification_id: int, at: float, ok: bool, status: str, response: str, duration_ms: float,
+                       *, retry_at: float | None) -> None: ...
+
+    def take_due(self, now: float, lease: float, limit: int = 500) -> list[Row]: ...
+
+    def defer_notification(self, notification_id: int, until: float) -> None: ...
+
 
 class Store(Protocol):
     """Transactions for the writer, snapshot for start-up, reads for the HTTP API (any thread)."""
@@ -143,7 +173,27 @@ class Store(Protocol):
 
     def retired_agents(self) -> list[str]: ...
 
-    def list_incidents(self, status: str, limit: int) -> list[Row]: ...
+    def list_incidents(self, status: str, limit: int, filters: Mapping[str, str] | None = None) -> list[Row]: ...
+
+    def get_incident(self, incident_id: int) -> Row | None: ...
+
+    def active_incidents(self) -> list[ActiveIncident]: ...
+
+    def list_silences(self, include_removed: bool = False) -> list[Row]: ...
+
+    def silences_in_force(self) -> list[Silence]: ...
+
+    def incident_counts(self) -> list[Row]: ...
+
+    def breach_counts(self) -> list[Row]: ...
+
+    def incident_durations(self) -> list[Row]: ...
+
+
+
+    def list_notifications(self, filters: Mapping[str, str], limit: int) -> list[Row]: ...
+
+    def outbox_backlog(self) -> Row: ...
 
     def list_results(self, agent_id: str, after_seq: int, limit: int) -> list[Row]: ...
 

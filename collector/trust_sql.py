@@ -17,6 +17,8 @@ class TrustTx:
 
     _cur: Any
     _q: Callable[[str], str]
+    end_agent_incidents: Callable[[str, float, str], int]
+    """From the incidents' side of the store (collector/sqlincidents.py)."""
 
     def create_token(self, name: str, role: str, token_hash: str, at: float, by: str, expires_at: float) -> int:
         self._cur.execute(self._q(
@@ -95,10 +97,7 @@ class TrustTx:
         cur.execute(q("DELETE FROM series WHERE agent_id = ?"), (agent_id,))
         series = int(max(cur.rowcount, 0))
         cur.execute(q("DELETE FROM checks WHERE agent_id = ?"), (agent_id,))
-        cur.execute(q(
-            "UPDATE incidents SET status = 'resolved', resolved_at = ?, last_change_at = ?, resolution = ? "
-            "WHERE agent_id = ? AND status = 'open'"), (at, at, f"agent retired: {reason}", agent_id))
-        return series, int(max(cur.rowcount, 0))
+        return series, self.end_agent_incidents(agent_id, at, f"agent retired: {reason}")
 
 
 class TrustReads:

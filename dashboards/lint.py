@@ -243,7 +243,7 @@ def expression_problems(title: str, name: str, expr: str, metrics: Mapping[str, 
     for label in sorted(grouping_labels(expr) - allowed):
         yield Problem(title, name, "label-exists", f"groups by {label!r}, which none of {sorted(used)} has")
     for m in _RANGE.finditer(_STRING.sub('""', expr)):
-        if m.group(1) != "$__rate_interval":
+        if m.group(1) not in ("$__rate_interval", "$__range"):  # $__range: a total over the time shown (SLA panels)
             yield Problem(title, name, "target-rate-interval-rule", f"range [{m.group(1)}] instead of $__rate_interval")
     for metric in used:
         if metric in metrics and metrics[metric].kind == "counter":

@@ -13,11 +13,6 @@ from dashboards.packs import GREEN, RED, Step
 from dashboards.promql import AGENT, INTERFACE, SITE, SYSTEM, connected, sel, status_now, worst_now
 from dashboards.signals import DATABASE_WALL
 
-INCIDENT_METRICS_TO_COME = (
-    "The incident work adds the metrics for the rest of this row: open incidents' age against their response and "
-    "resolution deadlines by priority, deadline breaches, acknowledgement and resolution time histograms, and "
-    "notifications sent and failed per channel. Their panels go here once those metrics are in docs/metrics.md."
-)
 STATUS = sel("xunjian_check_status", SITE, SYSTEM, AGENT)
 JOB = 'job=~"$job"'
 
@@ -86,10 +81,43 @@ def build() -> db.Dashboard:
                       f"target, key) {interface_status}"), "{{check}} {{key}}", "s", w=12, h=7))
     )
     return (
-        d.with_row(p.row("Incidents and SLA (more panels arrive with the incident metrics)"))
+        d.with_row(p.row("Incidents and SLA"))
         .with_panel(p.big_number(
-            "Open incidents by system", "Open incidents per system and priority.",
+            "Open incidents by system", "Active incidents (open or acknowledged) per system and priority; children "
+            "explained by a parent (a lost agent's checks) are left out.",
             f"sum by (system, priority) (xunjian_incidents_open{{{SITE}}})", "{{system}} {{priority}}", "none",
-            [Step(None, GREEN), Step(1, "orange")], w=12, h=5, no_value="none open"))
-        .with_panel(p.note("Coming: response and resolution deadlines", INCIDENT_METRICS_TO_COME, w=12, h=5))
+            [Step(None, GREEN), Step(1, "orange")], w=8, h=5, no_value="none open"))
+        .with_panel(p.big_number(
+            "Past their deadline now", "Active incidents nobody acknowledged within the response time (15 minutes, "
+            "7x24) or not resolved within their working days (1/3/5). Silenced incidents are left out.",
+            f"sum by (deadline) (xunjian_incidents_overdue{{{SITE}}})", "{{deadline}}", "none",
+            [Step(None, GREEN), Step(1, RED)], w=8, h=5, no_value="none",
+            links=[p.link("Incidents in the console", p.CONSOLE)]))
+        .with_panel(p.big_number(
+            "Deadline breaches in the time shown", "Incidents that missed their response or resolution deadline in the "
+            "dashboard's time range (pick the month for the contract's scorecard).",
+            f"sum by (deadline) (increase(xunjian_incident_breaches_total{{{SITE}}}[$__range]))", "{{deadline}}",
+            "none",
+            [Step(None, GREEN), Step(1, "orange")], w=8, h=5, no_value="none"))
+        .with_panel(p.bars(
+            "Time to acknowledge (90th percentile)", "Of the incidents acknowledged in the time shown, by priority: 90 % "
+            "were acknowledged within this time. The contract's response time is 15 minutes.",
+            f"histogram_quantile(0.9, sum by (le, priority) (increase(xunjian_incident_acknowledge_seconds_bucket"
+            f"{{{SITE}}}[$__range])))",
+            "{{priority}}", "s", w=8, h=6))
+        .with_panel(p.bars(
+            "Time to resolve (90th percentile)", "Of the incidents resolved in the time shown, by priority: 90 % were "
+            "resolved within this time (calendar time; the deadlines count working days).",
+            f"histogram_quantile(0.9, sum by (le, priority) (increase(xunjian_incident_resolve_seconds_bucket"
+            f"{{{SITE}}}[$__range])))",
+            "{{priority}}", "s", w=8, h=6))
+        .with_panel(p.graph(
+            "Notifications", "Messages delivered and attempts failed per channel (WeCom, DingTalk, e-mail, webhook, "
+            "Alertmanager), and what waits in the outbox. Failures keep the messages queued and are retried.", "none",
+            [p.query(f"sum by (channel) (increase(xunjian_notifications_sent_total{{{SITE}}}[$__rate_interval]))",
+                     "sent {{channel}}"),
+             p.query(f"sum by (channel) (increase(xunjian_notifications_failed_total{{{SITE}}}[$__rate_interval]))",
+                     "failed {{channel}}", ref="B"),
+             p.query(f"sum by (stage) (xunjian_notifications_pending{{{SITE}}})", "waiting: {{stage}}", ref="C")],
+            w=8, h=6))
     )

@@ -17,6 +17,23 @@ if str(ROOT) not in sys.path:
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
+def calendar_stand_ins(directory: Path, now: float | None = None) -> list[Path]:
+    """Weekends-only year tables for the years the shipped working-day calendar lacks now (next year from 1 December
+    until the State Council's arrangement is shipped), so a test collector does not open the 'calendar not loaded'
+    warning incident. Test data, not a calendar: `source` says so."""
+    import time
+
+    from collector.workdays import WorkingCalendar
+
+    out = []
+    for year in WorkingCalendar.load().missing_years(time.time() if now is None else now):
+        path = directory / f"calendar-stand-in-{year}.yaml"
+        path.write_text(f"year: {year}\nsource: test stand-in (weekends only, no statutory holidays)\n",
+                        encoding="utf-8")
+        out.append(path)
+    return out
+
+
 def require(available: bool, what: str) -> None:
     """Skip when `what` is missing on a developer machine; fail in CI, where `make test` must have provided it."""
     if available:

@@ -103,11 +103,17 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--checks", action="store_true", help="list every series, not only problems")
     status.set_defaults(handler=_cmd_status)
 
-    incidents = sub.add_parser("incidents", help="incidents").add_subparsers(metavar="ACTION")
-    ilist = incidents.add_parser("list", help="list incidents (open ones unless --all)")
-    ilist.add_argument("--all", action="store_true", help="include resolved incidents")
-    ilist.add_argument("--json", action="store_true")
-    ilist.set_defaults(handler=_cmd_incidents_list)
+    _incident_commands(sub)
+    _silence_commands(sub)
+    notifications = sub.add_parser("notifications", help="delivery history of notifications").add_subparsers(
+        metavar="ACTION")
+    nlist = notifications.add_parser("list", help="messages sent, queued and failed, newest first, with attempts")
+    nlist.add_argument("--incident", type=int, help="only messages about this incident")
+    nlist.add_argument("--state", choices=["queued", "sent", "failed"])
+    nlist.add_argument("--receiver")
+    nlist.add_argument("--limit", type=int, default=50)
+    nlist.add_argument("--json", action="store_true")
+    nlist.set_defaults(handler=_cmd_notifications_list)
 
     check = sub.add_parser("check", help="run or validate packs here").add_subparsers(metavar="ACTION")
     crun = check.add_parser(
@@ -161,6 +167,97 @@ def _parser() -> argparse.ArgumentParser:
     trustcli.add_audit_export(audit)
     trustcli.add_parsers(sub)
     return p
+
+
+def _by(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--by", default=_default_actor(), help="who is acting (default: $USER@hostname); an authenticated "
+                   "caller is recorded as who they are")
+
+
+def _default_actor() -> str:
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def _incident_commands(sub: Any) -> None:
+    incidents = sub.add_parser("incidents", help="incidents: list, show, ack, assign, note, resolve, close, rca"
+                               ).add_subparsers(metavar="ACTION")
+    ilist = incidents.add_parser("list", help="active incidents (open or acknowledged) unless --all or --status")
+    ilist.add_argument("--all", action="store_true", help="every incident, resolved and closed ones too")
+    ilist.add_argument("--status", choices=["active", "open", "acknowledged", "resolved", "closed"])
+    ilist.add_argument("--system")
+    ilist.add_argument("--priority", choices=["high", "medium", "low"])
+    ilist.add_argument("--agent")
+    ilist.add_argument("--limit", type=int, default=500)
+    ilist.add_argument("--json", action="store_true")
+    ilist.set_defaults(handler=_cmd_incidents_list)
+    show = incidents.add_parser("show", help="one incident: fields, deadlines, timeline, notes, notifications")
+    show.add_argument("id", type=int)
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=_cmd_incidents_show)
+    for action, text in (("ack", "acknowledge: someone is on it (the response the contract times)"),
+                         ("resolve", "resolve by hand (a series still failing opens no new incident until it is OK)"),
+                         ("close", "close a resolved incident (high priority needs its root-cause analysis first)")):
+        p = incidents.add_parser(action, help=text)
+        p.add_argument("id", type=int)
+        p.add_argument("--note", default="")
+        _by(p)
+        p.set_defaults(handler=_cmd_incident_action, action=action)
+    assign = incidents.add_parser("assign", help="assign to a person")
+    assign.add_argument("id", type=int)
+    assign.add_argument("assignee")
+    assign.add_argument("--note", default="")
+    _by(assign)
+    assign.set_defaults(handler=_cmd_incident_action, action="assign")
+    note = incidents.add_parser("note", help="add a note to the timeline")
+    note.add_argument("id", type=int)
+    note.add_argument("note")
+    _by(note)
+    note.set_defaults(handler=_cmd_incident_action, action="note")
+    rca = incidents.add_parser("rca", help="record the root-cause analysis and the solution (原因分析及解决方案)")
+    rca.add_argument("id", type=int)
+    rca.add_argument("--cause", required=True, help="the root cause")
+    rca.add_argument("--solution", required=True, help="what was done and what prevents it happening again")
+    _by(rca)
+    rca.set_defaults(handler=_cmd_incident_action, action="rca")
+
+
+def _silence_commands(sub: Any) -> None:
+    silences = sub.add_parser("silences", help="maintenance windows: add, list, remove").add_subparsers(
+        metavar="ACTION")
+    add = silences.add_parser(
+        "add", help="silence notifications of matching incidents (they are still recorded)",
+        description="Silence notifications of incidents matching every --match (globs). One-off: --for or --until. "
+        "Recurring in local time on the working-day calendar: --daily FROM-TO with --days. Until the matching open "
+        "incidents resolve: --until-resolved.")
+    add.add_argument("--match", action="append", required=True, metavar="LABEL=GLOB",
+                     help="system, host, agent, target, check, key, priority or kind, e.g. check='his.db.*' "
+                     "(repeat for several)")
+    add.add_argument("--reason", required=True, help="why (shown on every incident it silences)")
+    add.add_argument("--for", dest="duration", help="one-off, lasting this long from --start (e.g. 2h)")
+    add.add_argument("--start", help="when it begins (YYYY-MM-DD HH:MM local time; default now)")
+    add.add_argument("--until", help="when it ends (YYYY-MM-DD HH:MM local time); bounds a --daily window too")
+    add.add_argument("--daily", metavar="HH:MM-HH:MM", help="recurring window each day it applies, e.g. 01:00-04:00 "
+                     "(a window past midnight belongs to the day it starts)")
+    add.add_argument("--days", default="every", help="with --daily: every, working, nonworking, or mon,tue,...")
+    add.add_argument("--until-resolved", action="store_true", help="until the open incidents it matches resolve")
+    _by(add)
+    add.set_defaults(handler=_cmd_silences_add)
+    slist = silences.add_parser("list", help="silences in force (--all: removed and expired ones too)")
+    slist.add_argument("--all", action="store_true")
+    slist.add_argument("--json", action="store_true")
+    slist.set_defaults(handler=_cmd_silences_list)
+    remove = silences.add_parser("remove", help="end a silence now")
+    remove.add_argument("id", type=int)
+    remove.add_argument("--reason", default="")
+    _by(remove)
+    remove.set_defaults(handler=_cmd_silences_remove)
 
 
 def _log_options(p: argparse.ArgumentParser) -> None:
@@ -263,7 +360,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     client = Client()
     agents = client.get("/api/v1/agents")
     checks = client.get("/api/v1/checks")
-    incidents = client.get("/api/v1/incidents", status="open")
+    incidents = client.get("/api/v1/incidents", status="active")
     if args.json:
         print(json.dumps({"agents": agents, "checks": checks, "incidents": incidents}, ensure_ascii=False, indent=2))
         return EXIT_OK
@@ -307,24 +404,189 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_incidents_list(args: argparse.Namespace) -> int:
-    incidents = Client().get("/api/v1/incidents", status="all" if args.all else "open")
+    status = "all" if args.all else (args.status or "active")
+    incidents = Client().get("/api/v1/incidents", status=status, system=args.system, priority=args.priority,
+                             agent=args.agent, limit=args.limit)
     if args.json:
         print(json.dumps(incidents, ensure_ascii=False, indent=2))
         return EXIT_OK
-    _print_incidents(_items(incidents))
+    _print_incidents(_items(incidents), "No incidents." if status != "active" else "No open incidents.")
     return EXIT_OK
 
 
-def _print_incidents(items: list[dict[str, Any]]) -> None:
+def _print_incidents(items: list[dict[str, Any]], none: str = "No open incidents.") -> None:
     if not items:
-        print("No open incidents.")
+        print(none)
         return
     print("Incidents")
     print(render(
-        ["ID", "STATUS", "PRIORITY", "SYSTEM", "AGENT", "CHECK", "TARGET", "KEY", "OPENED", "SUMMARY"],
+        ["ID", "STATUS", "PRIORITY", "SYSTEM", "AGENT", "CHECK", "TARGET", "KEY", "OPENED", "RESPONSE DUE", "FLAGS",
+         "SUMMARY"],
         [(i.get("id"), i.get("status"), i.get("priority"), i.get("system"), i.get("agent_id"), i.get("check_id"),
-          i.get("target"), i.get("key"), _fmt_time(i.get("opened_at")), i.get("summary")) for i in items],
+          i.get("target"), i.get("key"), _fmt_time(i.get("opened_at")), _fmt_time(i.get("response_due_at")),
+          _incident_flags(i), i.get("summary")) for i in items],
     ))
+
+
+def _incident_flags(i: dict[str, Any]) -> str:
+    flags = []
+    if i.get("parent_id") or i.get("suppressed"):
+        flags.append(f"child of {i.get('parent_id')}" if i.get("parent_id") else "suppressed")
+    if i.get("silence_id") is not None:
+        flags.append(f"silenced ({i.get('silence_id')})")
+    if i.get("flapping"):
+        flags.append("flapping")
+    if i.get("response_breached"):
+        flags.append("response late")
+    if i.get("resolution_breached"):
+        flags.append("resolution late")
+    return ", ".join(flags)
+
+
+def _cmd_incidents_show(args: argparse.Namespace) -> int:
+    inc = Client().get(f"/api/v1/incidents/{args.id}")
+    if args.json:
+        print(json.dumps(inc, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    for key in ("id", "title", "status", "priority", "severity", "system", "kind", "host", "agent_id", "check_id",
+                "target", "key", "summary", "runbook", "assignee", "acknowledged_by", "suppressed", "resolution",
+                "root_cause", "rca_solution"):
+        if inc.get(key) not in (None, ""):
+            print(f"{key:>19}: {inc[key]}")
+    for key in ("opened_at", "acknowledged_at", "response_due_at", "resolution_due_at", "resolved_at", "closed_at"):
+        if inc.get(key) is not None:
+            print(f"{key:>19}: {_fmt_time(inc[key])}")
+    flags = _incident_flags(inc)
+    if flags:
+        print(f"{'flags':>19}: {flags}")
+    if inc.get("children"):
+        print(f"{'children':>19}: {', '.join(str(c) for c in inc['children'])}")
+    print("\nTimeline")
+    print(render(["AT", "EVENT", "BY", "DETAIL"], [
+        (_fmt_time(e.get("at")), e.get("event"), e.get("actor"),
+         ", ".join(f"{k}={_fmt_detail(k, v)}" for k, v in sorted((e.get("detail") or {}).items()) if v not in ("", None)))
+        for e in inc.get("timeline") or []]))
+    notes = inc.get("notifications") or []
+    if notes:
+        print("\nNotifications")
+        _print_notifications(notes)
+    return EXIT_OK
+
+
+def _fmt_detail(key: str, value: Any) -> str:
+    return _fmt_time(value) if key.endswith("_at") else str(value)
+
+
+def _cmd_incident_action(args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"by": args.by}
+    for name in ("note", "assignee", "cause", "solution"):
+        if getattr(args, name, None) is not None:
+            body[name] = getattr(args, name)
+    inc = Client().post(f"/api/v1/incidents/{args.id}/{args.action}", body)
+    done = {"ack": "acknowledged", "assign": f"assigned to {inc.get('assignee')}", "note": "noted",
+            "resolve": "resolved", "close": "closed", "rca": "root-cause analysis recorded"}[args.action]
+    print(f"incident {inc.get('id', args.id)} {done} (status {inc.get('status')}, by {args.by})")
+    return EXIT_OK
+
+
+def _local_time(text: str, what: str) -> float:
+    import datetime as dt
+
+    try:
+        return dt.datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise ConfigError(f"{what}: expected YYYY-MM-DD HH:MM (local time), got {text!r}") from None
+
+
+def _cmd_silences_add(args: argparse.Namespace) -> int:
+    from checks.units import parse_duration
+
+    matchers = {}
+    for m in args.match:
+        name, sep, pattern = m.partition("=")
+        if not sep or not name.strip() or not pattern.strip():
+            raise ConfigError(f"--match: expected LABEL=GLOB such as check='his.db.*', got {m!r}")
+        matchers[name.strip()] = pattern.strip()
+    body: dict[str, Any] = {"matchers": matchers, "reason": args.reason, "by": args.by}
+    if args.start:
+        body["starts_at"] = _local_time(args.start, "--start")
+    if args.until:
+        body["ends_at"] = _local_time(args.until, "--until")
+    if args.until_resolved:
+        body["kind"] = "until_resolved"
+    elif args.daily:
+        start, sep, end = args.daily.partition("-")
+        if not sep:
+            raise ConfigError(f"--daily: expected HH:MM-HH:MM such as 01:00-04:00, got {args.daily!r}")
+        body.update(kind="recurring", days=args.days, **{"from": start, "to": end})
+    else:
+        body["kind"] = "once"
+        if args.duration:
+            try:
+                body["duration"] = parse_duration(args.duration)
+            except ValueError as exc:
+                raise ConfigError(f"--for: {exc}") from None
+        elif not args.until:
+            raise ConfigError("say how long: --for 2h, --until 'YYYY-MM-DD HH:MM', --daily 01:00-04:00 or "
+                              "--until-resolved")
+    s = Client().post("/api/v1/silences", body)
+    print(f"silence {s.get('id')} added ({s.get('state')}): {_silence_text(s)}")
+    return EXIT_OK
+
+
+def _silence_text(s: dict[str, Any]) -> str:
+    what = " ".join(f"{k}={v}" for k, v in sorted((s.get("matchers") or {}).items()))
+    if s.get("kind") == "recurring":
+        when = f"{s.get('window')}" + (f" until {_fmt_time(s.get('ends_at'))}" if s.get("ends_at") else "")
+    elif s.get("kind") == "until_resolved":
+        when = "until the incidents resolve"
+    else:
+        when = f"{_fmt_time(s.get('starts_at'))} to {_fmt_time(s.get('ends_at'))}"
+    return f"{what}; {when}"
+
+
+def _cmd_silences_list(args: argparse.Namespace) -> int:
+    silences = _items(Client().get("/api/v1/silences", all="1" if args.all else None))
+    if args.json:
+        print(json.dumps(silences, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    if not silences:
+        print("No silences.")
+        return EXIT_OK
+    print(render(["ID", "STATE", "KIND", "MATCHERS", "WHEN", "BY", "REASON"], [
+        (s.get("id"), s.get("state"), s.get("kind"),
+         " ".join(f"{k}={v}" for k, v in sorted((s.get("matchers") or {}).items())), _silence_text(s).split("; ")[-1],
+         s.get("created_by"), s.get("reason")) for s in silences]))
+    return EXIT_OK
+
+
+def _cmd_silences_remove(args: argparse.Namespace) -> int:
+    s = Client().post(f"/api/v1/silences/{args.id}/remove", {"by": args.by, "reason": args.reason})
+    print(f"silence {s.get('id', args.id)} removed")
+    return EXIT_OK
+
+
+def _cmd_notifications_list(args: argparse.Namespace) -> int:
+    rows = _items(Client().get("/api/v1/notifications", incident=args.incident, state=args.state,
+                               receiver=args.receiver, limit=args.limit))
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    if not rows:
+        print("No notifications.")
+        return EXIT_OK
+    _print_notifications(rows)
+    return EXIT_OK
+
+
+def _print_notifications(rows: list[dict[str, Any]]) -> None:
+    print(render(["ID", "STATE", "RECEIVER", "CHANNEL", "INCIDENTS", "CREATED", "SENT", "ATTEMPTS", "LAST ANSWER"], [
+        (n.get("id"), n.get("state"), n.get("receiver"), n.get("channel"),
+         ", ".join(f"{i.get('incident_id')} {i.get('event')}" for i in n.get("items") or []),
+         _fmt_time(n.get("created_at")), _fmt_time(n.get("sent_at")), n.get("attempts"),
+         ((n.get("attempts_detail") or [{}])[-1].get("status") or "") if n.get("attempts_detail") else
+         n.get("last_error") or "") for n in rows]))
+
 
 
 def _cmd_findings_list(args: argparse.Namespace) -> int:

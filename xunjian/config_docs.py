@@ -67,6 +67,24 @@ store:
   history_retention: 7d
 agents: {lost_after: 90s}
 findings: {fixed_after: 7d}
+incidents:
+  response: {high: 15m, medium: 15m, low: 15m}     # acknowledge within, around the clock
+  resolution_days: {high: 1, medium: 3, low: 5}    # working days of the calendar
+  reopen_within: 1h
+calendar:
+  timezone: Asia/Shanghai
+  files: [/etc/xunjian/calendars/cn-2027.yaml]     # years you add or replace
+notifications:
+  language: zh
+  console_url: https://xunjian.hospital.local
+  receivers:
+    - {name: his-wecom, type: wecom, key_env: XJ_WECOM_HIS_KEY}
+    - {name: it-manager, type: email, host: smtp.hospital.local, username: xunjian,
+       password_env: XJ_SMTP_PASSWORD, from: xunjian@hospital.local, to: [it-manager@hospital.local]}
+  routes:
+    - match: {system: HIS}
+      receivers: [his-wecom]
+      escalate: [{receivers: [it-manager]}]
 """
 
 AGENT_NOTES = """\
@@ -82,6 +100,9 @@ COLLECTOR_NOTES = """\
 `store.history`: `off` keeps only current state, open/resolved incidents and findings; `transitions` also
 keeps every status change; `all` keeps every result (for "what did it say at 03:12", readable at
 `/api/v1/results`), purged after `history_retention`. Numeric history belongs in Prometheus.
+`incidents`, `calendar` and `notifications` are explained with examples in [incidents.md](incidents.md);
+secrets of receivers come from environment variables (`*_env`) or files (`*_file`), never from this file.
+`incidents`, `calendar` and `notifications` apply at reload.
 """
 
 
@@ -97,6 +118,11 @@ SECTION_DOCS = {
     "agents": "When an agent counts as lost.",
     "ingest": "Limits on what agents may send.",
     "findings": "DBA findings lifecycle.",
+    "incidents": "Deadlines, reopening and flapping (incidents.md).",
+    "calendar": "The working-day calendar of resolution deadlines and recurring silences.",
+    "notifications": "Receivers, routes and the outbox's timing (incidents.md).",
+    "retry": "How failed messages are retried.",
+    "flapping": "Flap detection.",
 }
 
 

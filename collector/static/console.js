@@ -38,11 +38,12 @@ async function session() {
 async function refresh() {
   try {
     const [agents, checks, incidents, findings] = await Promise.all([
-      get("api/v1/agents"), get("api/v1/checks"), get("api/v1/incidents?status=open"), get("api/v1/findings?state=new"),
+      get("api/v1/agents"), get("api/v1/checks"), get("api/v1/incidents?status=active"), get("api/v1/findings?state=new"),
     ]);
-    table("incidents", ["#", "priority", "system", "agent", "check", "key", "opened", "response due", "summary"],
-      incidents.map((i) => [esc(i.id), esc(i.priority), esc(i.system), esc(i.agent_id), esc(i.check_id), esc(i.key),
-        esc(when(i.opened_at)), esc(when(i.response_due_at)), esc(i.summary)]), "No open incidents.");
+    table("incidents", ["#", "status", "priority", "system", "agent", "check", "key", "opened", "response due", "summary"],
+      incidents.map((i) => [`<a href="#incident-${esc(i.id)}">${esc(i.id)}</a>`, esc(i.status), esc(i.priority),
+        esc(i.system), esc(i.agent_id), esc(i.check_id), esc(i.key), esc(when(i.opened_at)),
+        esc(when(i.response_due_at)), esc(i.summary)]), "No open incidents.");
     const problems = checks.filter((c) => c.status !== "OK");
     table("problems", ["status", "agent", "check", "target", "key", "value", "outcome", "since", "summary"],
       problems.map((c) => [badge(c.status), esc(c.agent), esc(c.title || c.check_id), esc(c.target), esc(c.key),
@@ -62,6 +63,30 @@ async function refresh() {
     document.getElementById("meta").innerHTML = `<span class="err">${esc(e.message)}</span>`;
   }
 }
+async function showIncident() {
+  const view = document.getElementById("incident-view");
+  const m = /^#incident-(\d+)$/.exec(location.hash);
+  if (!m) { view.hidden = true; return; }
+  try {
+    const i = await get(`api/v1/incidents/${m[1]}`);
+    document.getElementById("incident-title").textContent = `#${i.id} ${i.title} (${i.status})`;
+    const fields = ["priority", "severity", "system", "host", "check_id", "target", "key", "summary", "runbook",
+      "acknowledged_by", "assignee", "suppressed", "resolution", "root_cause", "rca_solution"];
+    const times = ["opened_at", "acknowledged_at", "response_due_at", "resolution_due_at", "resolved_at", "closed_at"];
+    table("incident-fields", ["field", "value"], [
+      ...fields.filter((f) => i[f]).map((f) => [esc(f), esc(i[f])]),
+      ...times.filter((f) => i[f]).map((f) => [esc(f), esc(when(i[f]))])], "");
+    table("incident-timeline", ["at", "event", "by", "detail"], i.timeline.map((e) => [esc(when(e.at)), esc(e.event),
+      esc(e.actor), esc(Object.entries(e.detail || {}).filter(([, v]) => v !== "" && v !== null)
+        .map(([k, v]) => `${k}=${k.endsWith("_at") ? when(v) : v}`).join(", "))]), "");
+    view.hidden = false;
+  } catch (e) {
+    if (e instanceof SignedOut) { show(false); return; }
+    document.getElementById("incident-title").innerHTML = `<span class="err">${esc(e.message)}</span>`;
+    view.hidden = false;
+  }
+}
+window.addEventListener("hashchange", showIncident);
 document.getElementById("signinform").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const input = document.getElementById("token");
@@ -72,12 +97,12 @@ document.getElementById("signinform").addEventListener("submit", async (ev) => {
     return;
   }
   document.getElementById("signinerr").textContent = "";
-  if (await session()) refresh();
+  if (await session()) { refresh(); showIncident(); }
 });
 document.getElementById("signout").addEventListener("click", async () => {
   await post("api/v1/session/end", {});
   csrf = "";
   show(false);
 });
-session().then((ok) => { if (ok) refresh(); });
+session().then((ok) => { if (ok) { refresh(); showIncident(); } });
 setInterval(() => { if (csrf || !document.getElementById("main").hidden) refresh(); }, 10000);

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, calendar_stand_ins
 
 T = TypeVar("T")
 
@@ -161,10 +161,12 @@ class Fleet:
         grpc = f"127.0.0.1:{grpc_port or free_port()}"
         http = f"127.0.0.1:{http_port or free_port()}"
         cfg = self.root / f"{name}.yaml"
+        calendar = "" if "calendar:" in extra else \
+            f"calendar: {{files: [{', '.join(str(p) for p in calendar_stand_ins(self.root))}]}}\n"
         cfg.write_text(
             f'listen: {{grpc: "{grpc}", http: "{http}"}}\n'
             f"store: {{url: 'sqlite:///{self.root / (name + '.db')}', history: {history}, history_retention: 7d}}\n"
-            f"agents: {{lost_after: {lost_after}}}\ntls: {tls}\nhttp: {http_auth}\n{extra}"
+            f"agents: {{lost_after: {lost_after}}}\ntls: {tls}\nhttp: {http_auth}\n{calendar}{extra}"
         )
         c = Collector(name=name, args=[sys.executable, "-m", "xunjian", "collector", "serve", "--config", str(cfg)],
                       log=self.root / f"{name}.log", grpc=grpc, http=http, config=cfg)

@@ -17,6 +17,7 @@ import grpc
 from collector.config import CollectorConfig
 from collector.server import Collector
 from protos import patrol_pb2, patrol_pb2_grpc
+from tests.conftest import calendar_stand_ins
 
 
 def config(data_dir: Path, **sections: Any) -> CollectorConfig:
@@ -24,6 +25,8 @@ def config(data_dir: Path, **sections: Any) -> CollectorConfig:
     listen = {"grpc": "127.0.0.1:0", "http": "127.0.0.1:0", "enroll": "127.0.0.1:0"}
     sections.setdefault("tls", {"mode": "insecure"})
     sections.setdefault("http", {"auth": "none"})
+    data_dir.mkdir(parents=True, exist_ok=True)
+    sections.setdefault("calendar", {"files": [str(p) for p in calendar_stand_ins(data_dir)]})
     return CollectorConfig.for_data_dir(data_dir, listen=listen, **sections)
 
 

@@ -57,8 +57,9 @@ def test_json_api_and_findings_review(tmp_path: Path) -> None:
 
             _, open_ = await asyncio.to_thread(http_get, port, "/api/v1/incidents")
             assert [(i["check_id"], i["status"], i["last_status"]) for i in open_] == [("his.disk", "open", "CRITICAL")]
-            status, body = await asyncio.to_thread(http_get, port, "/api/v1/incidents?status=closed")
-            assert (status, body) == (400, {"error": "status must be open, resolved or all, got 'closed'"})
+            status, body = await asyncio.to_thread(http_get, port, "/api/v1/incidents?status=gone")
+            assert (status, body) == (400, {"error": "status must be one of active, all, open, acknowledged, resolved, "
+                                                     "closed, got 'gone'"})
 
             status, body = await asyncio.to_thread(http_get, port, "/api/v1/results?agent=his-app-01")
             assert status == 400

@@ -184,16 +184,16 @@ def test_agent_failing_over_between_collectors_sharing_a_store(tmp_path: Path) -
             await agent.call.done_writing()
             return acked
 
-    def incidents() -> list[tuple[str, int]]:
+    def incidents() -> list[tuple[str, int, int]]:
         with sqlite3.connect(tmp_path / "collector.db") as db:
-            return db.execute("SELECT status, last_status FROM incidents ORDER BY id").fetchall()
+            return db.execute("SELECT status, last_status, reopened FROM incidents ORDER BY id").fetchall()
 
     async def scenario() -> None:
         async with running(tmp_path) as a, running(tmp_path) as b:
             assert await stream(a.grpc_port, 1, 3, status=2) == 3
-            assert incidents() == [("open", 2)]
+            assert incidents() == [("open", 2, 0)]
             assert await stream(b.grpc_port, 4, 5, status=0) == 5, "b continues from the stored mark"
-            assert incidents() == [("resolved", 0)]
+            assert incidents() == [("resolved", 0, 0)]
             assert await stream(a.grpc_port, 6, 6, status=2) == 6
-            assert incidents() == [("resolved", 0), ("open", 2)], "a knew of b's resolve before deciding"
+            assert incidents() == [("open", 2, 1)], "a knew of b's resolve before deciding: it reopens that incident"
     asyncio.run(scenario())

@@ -65,8 +65,10 @@ def test_for_data_dir_puts_the_store_there(tmp_path: Path) -> None:
     ("ingest:\n  max_message_bytes: 1KiB\n",
      "collector.yaml:2: ingest.max_message_bytes: must be at least 64KiB, got 1024 bytes"),
     ("findings: {fixed_after: -1}\n", "collector.yaml:1: findings.fixed_after: must be a positive duration such as 30s, got -1"),
-    ("- a\n", "collector.yaml:1: expected a mapping with listen, store, agents, ingest, findings, tls, http"),
-    ("bogus: 1\n", "collector.yaml:1: bogus: unknown field (expected one of: agents, findings, http, ingest, listen, store, tls)"),
+    ("- a\n", "collector.yaml:1: expected a mapping with listen, store, agents, ingest, findings, tls, http, incidents, "
+     "calendar, notifications"),
+    ("bogus: 1\n", "collector.yaml:1: bogus: unknown field (expected one of: agents, calendar, findings, http, "
+     "incidents, ingest, listen, notifications, store, tls)"),
 ])
 def test_errors_name_file_line_and_field(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as err:

@@ -45,19 +45,25 @@ def scrape(engine: StateEngine, store: SqlStore) -> str:
     return generate_latest(registry).decode()
 
 
-def populated_engine() -> StateEngine:
+def populated_engine(store: SqlStore | None = None) -> StateEngine:
+    """One agent with a CRITICAL disk (an incident opens); its effects committed to `store` when given."""
     engine = StateEngine()
     rules = [CheckRule("his.disk", kind="host.disk", system="HIS", priority="high"),
              CheckRule("pg.connections", target="lis_pg", kind="sql.metric", system="LIS", labels={"engine": "postgres"})]
-    engine.hello(AgentHello("a", "a", {}, [], "", "", 0, rules, 1.0))
-    engine.apply_batch("a", [patrol_pb2.Result(seq=1, check_id="his.disk", key="/", status=2, value=97.0,
-                                               unit="percent", outcome="ok", duration_us=1500)], 2.0)
+    hello = AgentHello("a", "a", {}, [], "", "", 0, rules, 1.0)
+    engine.hello(hello)
+    effects = engine.apply_batch("a", [patrol_pb2.Result(seq=1, check_id="his.disk", key="/", status=2, value=97.0,
+                                                         unit="percent", outcome="ok", duration_us=1500)], 2.0)
+    if store is not None:
+        with store.transaction() as tx:
+            tx.write_hello(hello)
+            tx.write_batch(effects)
     return engine
 
 
 def test_every_exported_metric_is_in_the_catalogue(store: SqlStore) -> None:
     listed = catalogue()
-    found = exported(scrape(populated_engine(), store))
+    found = exported(scrape(populated_engine(store), store))
     unlisted = {name: kind for name, kind in found.items() if listed.get(name) != kind}
     assert unlisted == {}, f"add these to docs/metrics.md (name, type, unit, help): {unlisted}"
 
@@ -68,7 +74,7 @@ def test_every_catalogue_entry_is_exported(store: SqlStore) -> None:
 
 
 def test_series_samples_reflect_the_state_engine(store: SqlStore) -> None:
-    text = scrape(populated_engine(), store)
+    text = scrape(populated_engine(store), store)
     assert ('xunjian_check_status{agent="a",check="his.disk",engine="",key="/",kind="host.disk",priority="high",'
             'system="HIS",target=""} 2.0') in text
     assert 'xunjian_check_value{agent="a",check="his.disk",key="/",target="",unit="percent"} 97.0' in text

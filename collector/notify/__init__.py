@@ -1,0 +1,1 @@
+"""Notifications: routing, the transactional outbox's dispatch, message rendering and the channels that deliver."""
