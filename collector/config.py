@@ -244,7 +244,8 @@ class CollectorConfig(_Section):
             import socket
 
             host = socket.gethostname()
-        return f"http://{host}:{port}"
+        scheme = "https" if self.http.tls_cert_file else "http"
+        return f"{scheme}://{host}:{port}"
 
     def sqlite_path(self) -> Path | None:
         """The SQLite file of the store, or None for another backend."""

@@ -182,7 +182,7 @@ class RetryConfig(_Section):
 class NotificationsConfig(_Section):
     language: Literal["zh", "en"] = Field("zh", description="Message language: zh (Chinese) or en.")
     console_url: str = Field("", description="Base URL of the console for links in messages, e.g. "
-                             "https://xunjian.hospital.local (default: http:// + listen.http).")
+                             "https://xunjian.hospital.local (default: listen.http, https when http.tls_cert_file).")
     group_wait: Duration = Field(30.0, description="Hold a new incident's message this long, so incidents that "
                                  "fail together go out together and those explained by a failing parent, silenced "
                                  "meanwhile or recovered at once are not sent.")
