@@ -8,7 +8,7 @@ import asyncio
 import datetime as dt
 import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +51,8 @@ async def refused(agent: Agent, code: grpc.StatusCode, hello: str | None = None)
     fails on the client side (INTERNAL, "Failed execute_batch"), so the status asserted is the call's own
     final status, never the failed write's."""
     if hello is not None:
-        try:
+        with suppress(grpc.aio.AioRpcError):
             await agent.send(hello=patrol_pb2.Hello(agent_id=hello))
-        except grpc.aio.AioRpcError:
-            pass
     with pytest.raises(grpc.aio.AioRpcError):
         await agent.call.read()
     assert await agent.call.code() == code, await agent.call.details()
