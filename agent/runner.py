@@ -68,20 +68,24 @@ def timeout_result(spec: CheckSpec, started_at: float, elapsed_s: float, summary
 
 
 class WorkerPool:
-    """`size` daemon threads; a worker stuck in an abandoned run is replaced (up to `max_abandoned` at a time)
-    and exits once its run finally returns, so the pool stays at `size` healthy workers."""
+    """Up to `size` daemon threads, started when there is work and no idle worker to take it (an agent whose checks
+    are few and quick keeps one or two); a worker stuck in an abandoned run is replaced (up to `max_abandoned` at a
+    time) and exits once its run finally returns, so the pool keeps up to `size` healthy workers."""
 
     def __init__(self, size: int, name: str = "xunjian-check", max_abandoned: int | None = None) -> None:
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._name = name
+        self._size = size
         self._lock = threading.Lock()
         self._workers: set[threading.Thread] = set()
         self._retired: set[threading.Thread] = set()
         self._max_abandoned = max_abandoned if max_abandoned is not None else 4 * size
         self._closed = False
         self._count = 0
-        for _ in range(size):
-            self._spawn()
+        self._idle = 0
+        """Workers free for the next job submitted."""
+        self._backlog = 0
+        """Jobs submitted while every worker was busy; the next worker to come free takes one."""
 
     def _spawn(self) -> None:
         self._count += 1
@@ -103,11 +107,32 @@ class WorkerPool:
                 if me in self._retired:
                     self._retired.discard(me)
                     break
+                self._came_free()
         with self._lock:
             self._workers.discard(me)
 
+    def _came_free(self) -> None:
+        """A worker is about to wait for a job (caller holds the lock)."""
+        if self._backlog:
+            self._backlog -= 1
+        else:
+            self._idle += 1
+
     def submit(self, job: Job) -> None:
+        with self._lock:
+            if self._idle > 0:
+                self._idle -= 1
+            elif len(self._workers) - len(self._retired) < self._size and not self._closed:
+                self._spawn()
+            else:
+                self._backlog += 1
         self._jobs.put(job)
+
+    @property
+    def threads(self) -> int:
+        """Worker threads alive, stuck ones included."""
+        with self._lock:
+            return len(self._workers)
 
     def abandon(self, worker: threading.Thread | None) -> None:
         """`worker` is stuck in a run past its timeout: let it finish on its own and start a replacement."""
@@ -119,6 +144,7 @@ class WorkerPool:
                 return
             self._retired.add(worker)
             self._spawn()
+            self._came_free()
 
     @property
     def stuck(self) -> int:

@@ -3,6 +3,10 @@
 A run past its timeout is reported UNKNOWN (outcome timeout) and abandoned; until it really ends, every round
 that comes due is skipped and reported as another UNKNOWN naming how many rounds were skipped, so the
 collector's raise_after counting still sees a stuck check. The clock is injected: tests drive `tick()`.
+
+The checks of this host alone share one phase per agent, so they come due in the same tick; the runs launched in
+one tick are a round, and a round's results go to the sink together (one spool transaction, one fsync, one batch)
+once its last run ends, or ROUND_FLUSH_S after its launch for those that have ended by then.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -36,17 +40,26 @@ _MAX_SLEEP = 60.0
 
 LOCAL_SPREAD_S = 15.0
 """Checks of this host only (no target) start within this many seconds, so a new agent shows data at once."""
+ROUND_FLUSH_S = 0.25
+"""How long the results of a round's quick runs may wait for a slow run of the same round before they go on alone."""
+
+
+def _fraction(text: str) -> float:
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
 
 
 def first_offset(spec: CheckSpec, salt: str = "") -> float:
-    """When a check first runs: a stable hash of (salt, id, target), so a fleet restart spreads the load.
+    """When a check first runs: a stable hash, so a fleet restart spreads the load.
 
-    Checks with a target (a shared database) spread over their whole interval; checks of this host alone
-    spread over at most LOCAL_SPREAD_S, since nothing is shared and people expect to see results soon.
+    Checks with a target (a shared database) spread over their whole interval by a hash of (salt, id, target).
+    Checks of this host alone share one phase of the agent (a hash of the salt alone) within LOCAL_SPREAD_S:
+    nothing is shared, so they run in the same tick, as one round with one spool write and one batch, while
+    different agents still start at different times; and people expect to see a new agent's results soon.
     """
-    digest = hashlib.blake2b(f"{salt}\0{spec.id}\0{spec.target or ''}".encode(), digest_size=8).digest()
-    spread = spec.interval if spec.target else min(spec.interval, LOCAL_SPREAD_S)
-    return int.from_bytes(digest, "big") / 2**64 * spread
+    if spec.target:
+        return _fraction(f"{salt}\0{spec.id}\0{spec.target}") * spec.interval
+    return (_fraction(f"{salt}\0local") * LOCAL_SPREAD_S) % spec.interval
 
 
 def cron_next(expression: str, after: float) -> float:
@@ -73,6 +86,19 @@ class _Job:
     @property
     def key(self) -> SeriesId:
         return (self.spec.id, self.spec.target or "")
+
+
+@dataclass(eq=False)
+class _Round:
+    """The runs launched in one tick, whose results go to the sink together."""
+
+    pending: int
+    """Runs of the round that have neither ended nor timed out."""
+    flush_by: float
+    """clock.monotonic() after which results that have ended go on without waiting for the rest."""
+    results: list[Result] = field(default_factory=list)
+    late: bool = False
+    """Past flush_by: every result from now on goes to the sink as it comes."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +149,9 @@ class Scheduler:
         self._order = 0
         self._job_of: dict[Run, _Job] = {}
         """The job each run in progress belongs to (a reload may move a run to the job that replaced its own)."""
+        self._round_of: dict[Run, _Round] = {}
+        self._rounds: list[_Round] = []
+        """Rounds still waiting for a run, for the tick that flushes them at their flush_by."""
         self._set_jobs([self._new_job(s) for s in specs if not s.disabled])
 
     def _new_job(self, spec: CheckSpec) -> _Job:
@@ -147,11 +176,18 @@ class Scheduler:
         self._thread = spawn("xunjian-scheduler", self._loop, host or LoggingHost(log), self.name)
 
     def stop(self, timeout: float = 5.0) -> bool:
+        """Stop launching runs; results of a round that already ended go to the sink rather than wait for the rest."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
         self._pool.shutdown()
+        with self._lock:
+            waiting = [r for rnd in self._rounds for r in rnd.results]
+            for rnd in self._rounds:
+                rnd.results, rnd.late = [], True
+        if waiting:
+            self._deliver(waiting)
         return self._thread is None or not self._thread.is_alive()
 
     def health(self) -> Health:
@@ -233,9 +269,11 @@ class Scheduler:
                 job = self._job_of.get(run)
                 if job is not None:
                     job.timeouts_total += 1
+                done = self._run_ended(run, [] if run.discard else [result])
+            if done:
+                emit.append(done)
             if run.discard:
                 continue
-            emit.append([result])
             log.warning("check %s%s timed out after %s; its thread is abandoned until it returns",
                         run.spec.id, f"@{run.spec.target}" if run.spec.target else "",
                         format_seconds(run.spec.timeout), extra={"event": "check.timeout", "check": run.spec.id})
@@ -254,11 +292,26 @@ class Scheduler:
                         emit.append(self._skipped_round(job, now_m))
                     job.next_due = self._advance(job, now_m, now_w)
                     heapq.heappush(heap, (job.next_due, order, job))
+            if launch:
+                rnd = _Round(len(launch), now_m + ROUND_FLUSH_S)
+                self._rounds.append(rnd)
+                for run in launch:
+                    self._round_of[run] = rnd
+            for rnd in self._rounds:
+                if not rnd.late and rnd.flush_by <= now_m:
+                    rnd.late = True
+                    if rnd.results:
+                        emit.append(rnd.results)
+                        rnd.results = []
+            self._rounds = [rnd for rnd in self._rounds if rnd.pending]
             wait = _MAX_SLEEP
             if self._interval_heap:
                 wait = min(wait, self._interval_heap[0][0] - now_m)
             if self._cron_heap:
                 wait = min(wait, self._cron_heap[0][0] - now_w)
+            for rnd in self._rounds:
+                if not rnd.late:
+                    wait = min(wait, rnd.flush_by - now_m)
         limit = self._runs.next_limit(now_m)
         if limit is not None:
             wait = min(wait, limit - now_m)
@@ -267,6 +320,23 @@ class Scheduler:
         for run in launch:
             self._runs.launch(run)
         return max(0.0, wait)
+
+    def _run_ended(self, run: Run, results: Sequence[Result] = ()) -> list[Result]:
+        """Count `run` out of its round, keeping `results` with the round's; returns what is now due for the sink:
+        the whole round when this was its last run, these results alone once the round is late (caller holds the
+        lock)."""
+        rnd = self._round_of.pop(run, None)
+        if rnd is None:
+            return list(results)
+        rnd.pending -= 1
+        if rnd.late:
+            return list(results)
+        rnd.results.extend(results)
+        if rnd.pending:
+            return []
+        done, rnd.results = rnd.results, []
+        return done
+
     def _advance(self, job: _Job, now_m: float, now_w: float) -> float:
         if job.cron:
             assert job.spec.schedule is not None
@@ -298,16 +368,19 @@ class Scheduler:
             if job is not None and job.running is run:
                 job.running = None
             if run.timed_out or run.discard or job is None:
+                done = [] if run.timed_out else self._run_ended(run)
                 why = "after its timeout" if run.timed_out else "after the check was removed"
                 log.info("check %s returned %s; late results discarded", run.spec.id, why)
-                return
-            skipped, job.skipped = job.skipped, 0
-        if skipped:
-            note = f" ({skipped} round{'s' if skipped != 1 else ''} skipped while the previous run was going)"
-            for r in results:
-                r.summary += note
-                r.metrics[SKIPPED_METRIC] = float(skipped)
-        self._deliver(results)
+            else:
+                skipped, job.skipped = job.skipped, 0
+                if skipped:
+                    note = f" ({skipped} round{'s' if skipped != 1 else ''} skipped while the previous run was going)"
+                    for r in results:
+                        r.summary += note
+                        r.metrics[SKIPPED_METRIC] = float(skipped)
+                done = self._run_ended(run, results)
+        if done:
+            self._deliver(done)
 
     def _deliver(self, results: list[Result]) -> None:
         try:

@@ -107,7 +107,7 @@ def write_pack(path: Path, checks_per_min: int) -> str:
 def write_agent_yaml(path: Path, agent_id: str, address: str, packs: list[str], batch_wait: str = "1s") -> None:
     path.write_text(
         f"agent: {{id: {agent_id}}}\n"
-        f'collector: {{addresses: ["{address}"], batch_wait: {batch_wait}}}\n'
+        f'collector: {{addresses: ["{address}"], batch_wait: {batch_wait}, tls: {{mode: insecure}}}}\n'
         f"spool: {{path: {path.parent / (agent_id + '-spool.db')}, max_bytes: 16MiB}}\n"
         f"packs: {json.dumps(packs)}\n",
         encoding="utf-8",

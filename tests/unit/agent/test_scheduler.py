@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 import pytest
 
 from agent.runner import WorkerPool, run_check, run_once
-from agent.scheduler import LOCAL_SPREAD_S, SKIPPED_METRIC, Scheduler, first_offset
+from agent.scheduler import LOCAL_SPREAD_S, ROUND_FLUSH_S, SKIPPED_METRIC, Scheduler, first_offset
 from checks.context import RunContext
 from checks.result import Outcome, Result, Status
 from checks.spec import CheckSpec
@@ -142,12 +142,16 @@ def test_first_runs_on_shared_targets_spread_over_the_whole_interval_and_are_sta
     assert first_offset(specs[0], "agent-2") != offsets[0]
 
 
-def test_first_runs_of_host_checks_spread_within_local_spread() -> None:
-    offsets = [first_offset(check(f"c{i}", interval=300.0), "agent-1") for i in range(200)]
-    assert all(0 <= o < LOCAL_SPREAD_S for o in offsets)
+def test_host_checks_of_one_agent_share_one_phase_within_local_spread() -> None:
+    """One phase per agent, so a round of host checks is one tick, one spool write and one batch; agents differ."""
+    offsets = {first_offset(check(f"c{i}", interval=300.0), "agent-1") for i in range(200)}
+    assert len(offsets) == 1
+    assert 0 <= offsets.pop() < LOCAL_SPREAD_S
+    phases = [first_offset(check("c0", interval=300.0), f"agent-{i}") for i in range(200)]
+    assert all(0 <= o < LOCAL_SPREAD_S for o in phases)
     for lo in range(0, int(LOCAL_SPREAD_S), 5):
-        assert any(lo <= o < lo + 5 for o in offsets), f"no first run in [{lo}, {lo + 5})"
-    short = [first_offset(check(f"c{i}", interval=5.0), "agent-1") for i in range(50)]
+        assert any(lo <= o < lo + 5 for o in phases), f"no agent starts in [{lo}, {lo + 5})"
+    short = [first_offset(check(f"c{i}", interval=5.0), f"agent-{i}") for i in range(50)]
     assert all(0 <= o < 5.0 for o in short)
 
 
@@ -484,3 +488,105 @@ def test_a_removed_checks_run_in_progress_is_dropped_and_a_changed_one_does_not_
     got = sink.wait_for(2)
     assert [r.check_id for r in got] == ["kept", "kept"], "the removed check's late result was dropped"
     sched.stop()
+
+
+# rounds: the runs of one tick reach the sink together
+
+
+class BatchSink(Sink):
+    """Records each hand-over to the sink as one batch (one spool transaction in the agent)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[str]] = []
+
+    def __call__(self, results: list[Result]) -> None:
+        with self.cond:
+            self.batches.append([r.check_id for r in results])
+        super().__call__(results)
+
+
+def test_a_round_of_host_checks_reaches_the_sink_in_one_batch() -> None:
+    clock = FakeClock()
+    probe()
+    sink = BatchSink()
+    specs = [check(f"c{i}", interval=30.0) for i in range(12)]
+    sched = make(specs, clock, sink, concurrency=3)
+    clock.advance(first_offset(specs[0], "agent-1"))
+    sched.tick()
+    sink.wait_for(12)
+    clock.advance(30.0)
+    sched.tick()
+    sink.wait_for(24)
+    assert [sorted(b) for b in sink.batches] == [sorted(f"c{i}" for i in range(12))] * 2
+    sched.stop()
+
+
+def test_quick_results_of_a_round_go_on_without_a_slow_run_after_the_round_flush() -> None:
+    clock = FakeClock()
+    slow = probe("slow", block=True)
+    probe("quick")
+    sink = BatchSink()
+    specs = [check("slow", interval=60.0, timeout=30.0, probe_name="slow"),
+             check("q1", interval=60.0, probe_name="quick"), check("q2", interval=60.0, probe_name="quick")]
+    sched = make(specs, clock, sink)
+    clock.advance(first_offset(specs[0], "agent-1"))
+    sched.tick()
+    slow.wait_entered()
+    run_until(lambda: sched.stats()["runs_total"] == 3 and PROBES["quick"].calls == 2)
+    assert sink.batches == []
+    clock.advance(ROUND_FLUSH_S)
+    sched.tick()
+    assert sorted(sink.wait_for(2)[i].check_id for i in range(2)) == ["q1", "q2"]
+    slow.release.set()
+    sink.wait_for(3)
+    assert sorted(c for b in sink.batches[:-1] for c in b) == ["q1", "q2"]
+    assert sink.batches[-1] == ["slow"]
+    sched.stop()
+
+
+def test_a_timed_out_run_completes_its_round_with_its_timeout_result() -> None:
+    clock = FakeClock()
+    stuck = probe("stuck", block=True)
+    probe("quick")
+    sink = BatchSink()
+    specs = [check("stuck", interval=60.0, timeout=0.1, probe_name="stuck"),
+             check("quick", interval=60.0, probe_name="quick")]
+    sched = make(specs, clock, sink)
+    clock.advance(first_offset(specs[0], "agent-1"))
+    sched.tick()
+    stuck.wait_entered()
+    run_until(lambda: PROBES["quick"].calls == 1)
+    clock.advance(0.2)
+    sched.tick()
+    results = sink.wait_for(2)
+    assert sink.batches == [["quick", "stuck"]] or sink.batches == [["stuck", "quick"]]
+    assert {r.check_id: r.outcome for r in results}["stuck"] is Outcome.TIMEOUT
+    sched.stop()
+
+
+def test_stop_hands_over_the_finished_part_of_a_round() -> None:
+    clock = FakeClock()
+    probe("stuck", block=True)
+    probe("quick")
+    sink = BatchSink()
+    specs = [check("stuck", interval=60.0, timeout=30.0, probe_name="stuck"),
+             check("quick", interval=60.0, probe_name="quick")]
+    sched = make(specs, clock, sink)
+    clock.advance(first_offset(specs[0], "agent-1"))
+    sched.tick()
+    run_until(lambda: PROBES["quick"].calls == 1 and PROBES["stuck"].calls == 1)
+    assert sink.batches == []
+    sched.stop()
+    assert sink.batches == [["quick"]]
+
+
+def test_workers_start_only_when_there_is_work() -> None:
+    pool = WorkerPool(4)
+    assert pool.threads == 0
+    done = threading.Semaphore(0)
+    for _ in range(3):
+        pool.submit(done.release)
+        assert done.acquire(timeout=WAIT)
+    run_until(lambda: pool.threads == 1)
+    pool.shutdown()
