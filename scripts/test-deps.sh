@@ -2,6 +2,8 @@
 # Installs and starts what the tests need on a Debian/Ubuntu machine: ODBC drivers, Monitoring Plugins, pg_cron,
 # Prometheus (promtool), Alertmanager, iproute2 (network namespaces for the two-host install test), systemd
 # (systemd-analyze checks the units), headless Chromium and its WebDriver with CJK fonts (the console's screenshot),
+# zabbix_agent2 (bench/agent_vs_zabbix.py runs it next to the agent; Debian has no separate zabbix-get package, the
+# bench speaks the passive protocol itself),
 # and PostgreSQL + MariaDB on 127.0.0.1 when none are running.
 # Idempotent and quick when everything is already there.
 set -euo pipefail
@@ -10,7 +12,7 @@ cd "$(dirname "$0")/.."
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 PACKAGES=(unixodbc odbc-postgresql odbc-mariadb monitoring-plugins-basic prometheus prometheus-alertmanager logrotate
-          iproute2 systemd chromium chromium-driver fonts-noto-cjk)
+          iproute2 systemd chromium chromium-driver fonts-noto-cjk zabbix-agent2)
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
