@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from checks.sql.guard import ALLOW_DIALECT, SQLGLOT_DIALECTS, GuardError, Name, Verified, canonical, verify
+from checks.sql.verdicts import ALLOW_DIALECT, SQLGLOT_DIALECTS, GuardError, Name, Verified
 
 _PART = re.compile(r'"(?:[^"]|"")+"|`(?:[^`]|``)+`|\[(?:[^\]]|\]\])+\]|[^."`\[\]\s]+')
 
@@ -33,6 +33,8 @@ REFUSAL = "not on the read-only allow-list: {name}; allow it for this target in 
 
 def parse_name(text: str, dialect: str) -> Name:
     """`schema.table`, `"Quoted".name`, `[db].[sys].*` as the server would resolve it; ValueError if malformed."""
+    from checks.sql.guard import canonical  # sqlglot, loaded only where a name or statement is read
+
     read = SQLGLOT_DIALECTS[dialect]
     return tuple(canonical(part, quoted, read) for part, quoted in split_name(text))
 
@@ -174,6 +176,8 @@ def prepare(sql: str, key: str, site: SiteAllowance | None = None) -> Prepared:
 
 @lru_cache(maxsize=4096)
 def _prepare_cached(sql: str, key: str, site: SiteAllowance | None) -> Prepared | str:
+    from checks.sql.guard import verify
+
     try:
         return _check(verify(sql, key), key, site)
     except GuardError as exc:

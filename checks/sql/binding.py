@@ -14,13 +14,15 @@ targets (migration.reconcile: the running DB and the year DB) also says which st
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from checks.config_error import ConfigError, ConfigErrors
 from checks.pack import CheckSet
-from checks.sql.guard import ALLOW_DIALECT, GuardError
-from checks.sql.query import QueryMap
 from checks.sql.target import Target
+from checks.sql.verdicts import ALLOW_DIALECT, GuardError
+
+if TYPE_CHECKING:  # the query models load sqlglot; an agent without SQL checks never needs them
+    from checks.sql.query import QueryMap
 
 
 @runtime_checkable

@@ -19,7 +19,6 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import lru_cache
 
 import sqlglot
@@ -28,38 +27,12 @@ from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ErrorLevel, SqlglotError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
-SQLGLOT_DIALECTS: dict[str, str] = {
-    "postgres": "postgres",
-    "mysql": "mysql",
-    "mariadb": "mysql",
-    "oracle": "oracle",
-    "mssql": "tsql",
-}
-"""Our dialect (and query keys) to sqlglot's reader."""
-
-ALLOW_DIALECT: dict[str, str] = {"postgres": "postgres", "mysql": "mysql", "mariadb": "mysql", "oracle": "oracle",
-                                 "mssql": "mssql"}
-"""Query key to the allow-list (and target dialect) it is checked against."""
-
-Name = tuple[str, ...]
-"""A relation, function or type name as the server resolves it, one string per part (schema.table)."""
-
-
-class GuardError(Exception):
-    """A statement the guard refuses; the message names the construct, never echoes the statement."""
-
-
-@dataclass(frozen=True)
-class Verified:
-    """One statement that passed the structural checks: what to send, and what it reads and calls."""
-
-    sql: str
-    """sqlglot's rendering of the verified tree: identifiers quoted, comments dropped. This is what is sent."""
-    relations: frozenset[Name]
-    functions: frozenset[Name]
-    types: frozenset[Name]
-    """Cast targets sqlglot does not know as built-in types (regclass, pg_lsn, a domain...)."""
-
+# Also importable from here; they live in checks/sql/verdicts.py so that code that only names them need not load sqlglot.
+from checks.sql.verdicts import ALLOW_DIALECT as ALLOW_DIALECT
+from checks.sql.verdicts import SQLGLOT_DIALECTS as SQLGLOT_DIALECTS
+from checks.sql.verdicts import GuardError as GuardError
+from checks.sql.verdicts import Name as Name
+from checks.sql.verdicts import Verified as Verified
 
 _sqlglot_log = logging.getLogger("sqlglot")
 _sqlglot_log.setLevel(logging.WARNING)

@@ -6,12 +6,15 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from agent.config import load_agent_config
 from agent.daemon import AgentDaemon
+from agent.spool import Spool
+from checks.result import Result
 from protos import patrol_pb2
 from tests.conftest import ROOT
 from tests.integration.agent.scripted_collector import ScriptedCollector
@@ -66,6 +69,36 @@ def test_daemon_streams_its_checks_results(tmp_path: Path) -> None:
         col.stop()
     assert (tmp_path / "data" / "spool.db").exists()
     assert (tmp_path / "data" / "state").is_dir()
+
+
+def test_no_result_leaves_the_agent_before_its_round_is_on_disk(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A round is one spool transaction; until it has committed (fsync'd), nothing of it is sent, so nothing of it
+    can be acknowledged: the collector's ack never precedes durable storage."""
+    col = ScriptedCollector().start()
+    gate, entered = threading.Event(), threading.Event()
+    original = Spool.append
+
+    def slow_disk(self: Spool, results: list[Result]) -> int:
+        entered.set()
+        assert gate.wait(WAIT)
+        return original(self, results)
+
+    monkeypatch.setattr(Spool, "append", slow_disk)
+    daemon = AgentDaemon(load_agent_config(write_config(tmp_path, col.address)))
+    try:
+        daemon.start()
+        assert entered.wait(WAIT)
+        assert col.wait_for(lambda: len(col.hellos) >= 1, WAIT)
+        assert not col.wait_for(lambda: len(col.stored) > 0, 0.5)
+        assert daemon.spool is not None and daemon.spool.last_seq == 0
+        gate.set()
+        assert col.wait_for(lambda: len(col.stored) >= 2, WAIT)
+        assert col.wait_for(lambda: daemon.spool is not None and daemon.spool.acked_seq >= 2, WAIT)
+    finally:
+        gate.set()
+        daemon.stop()
+        col.stop()
 
 
 def test_agent_process_stops_cleanly_on_sigterm(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 from agent.spool import Spool, SpoolClosed
 from checks.result import Result, Status
 from protos import patrol_pb2
+from tests.conftest import ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -177,3 +180,24 @@ def test_spool_pressure_is_logged_once_per_level_and_when_drained(tmp_path: Path
     crossed = [int(line.split()[2].rstrip("%")) for line in lines if line.startswith("spool at")]
     assert len(crossed) == 2 and 50 <= crossed[0] < 90 <= crossed[1], lines
     assert lines[-1] == "spool drained: 0 results waiting"
+
+
+CRASH_AFTER_APPEND = """\
+import os, sys
+from agent.spool import Spool
+from checks.result import Result, Status
+spool = Spool(sys.argv[1])
+spool.append([Result(check_id=f"c{i}", status=Status.OK, summary="") for i in range(25)])
+os._exit(0)
+"""
+
+
+def test_a_round_is_on_disk_once_append_returns_even_if_the_process_dies_at_once(tmp_path: Path) -> None:
+    """The agent hands a round to the transport only after append() returned: a crash right then loses nothing the
+    collector could have acknowledged (a kill without close: no Python cleanup, no checkpoint)."""
+    path = tmp_path / "spool.db"
+    Spool(path).close()
+    subprocess.run([sys.executable, "-c", CRASH_AFTER_APPEND, str(path)], cwd=ROOT, check=True, timeout=60)
+    spool = Spool(path)
+    assert seqs(spool.read_after(0, 100)) == list(range(1, 26))
+    assert spool.append(results(1)) == 26
