@@ -67,10 +67,17 @@ def timeout_result(spec: CheckSpec, started_at: float, elapsed_s: float, summary
     return r
 
 
+GROW_AFTER_S = 0.05
+"""Runs wait behind busy workers at most about this long before another worker starts (up to the concurrency)."""
+
+
 class WorkerPool:
-    """Up to `size` daemon threads, started when there is work and no idle worker to take it (an agent whose checks
-    are few and quick keeps one or two); a worker stuck in an abandoned run is replaced (up to `max_abandoned` at a
-    time) and exits once its run finally returns, so the pool keeps up to `size` healthy workers."""
+    """Up to `size` daemon threads. The first starts with the first job; another only when RunSupervisor sees runs
+    waiting behind workers that have all been busy for GROW_AFTER_S (`grow()`). Quick checks thus run one after the
+    other on one thread, which costs half the CPU of several threads taking turns at the GIL, while a slow
+    database check still cannot hold up the rest for long. A worker stuck in an abandoned run is replaced (up to
+    `max_abandoned` at a time) and exits once its run finally returns, so the pool keeps up to `size` healthy
+    workers."""
 
     def __init__(self, size: int, name: str = "xunjian-check", max_abandoned: int | None = None) -> None:
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
@@ -122,11 +129,25 @@ class WorkerPool:
         with self._lock:
             if self._idle > 0:
                 self._idle -= 1
-            elif len(self._workers) - len(self._retired) < self._size and not self._closed:
+            elif len(self._workers) == len(self._retired) and not self._closed:
                 self._spawn()
             else:
                 self._backlog += 1
         self._jobs.put(job)
+
+    @property
+    def can_grow(self) -> bool:
+        with self._lock:
+            return bool(self._backlog) and not self._closed and len(self._workers) - len(self._retired) < self._size
+
+    def grow(self) -> bool:
+        """Start one more worker for the jobs waiting, if there are any and the pool is not at its size."""
+        with self._lock:
+            if not self._backlog or self._closed or len(self._workers) - len(self._retired) >= self._size:
+                return False
+            self._spawn()
+            self._backlog -= 1
+            return True
 
     @property
     def threads(self) -> int:
@@ -200,6 +221,7 @@ class RunSupervisor:
         self._clock: Clock = clock or SystemClock()
         self._lock = threading.Lock()
         self._active: set[Run] = set()
+        self._grown_at = float("-inf")
 
     def launch(self, run: Run) -> None:
         with self._lock:
@@ -228,14 +250,34 @@ class RunSupervisor:
                 out.append((run, timeout_result(run.spec, run.started_at, now - (run.started or now))))
         for run, _ in out:
             self.pool.abandon(run.worker)
+        stalled = self._stalled_since()
+        if stalled is not None and stalled <= now and self.pool.grow():
+            self._grown_at = now
         return out
+
+    def _stalled_since(self) -> float | None:
+        """When the runs waiting for a worker will have waited GROW_AFTER_S behind workers all busy (or since the
+        last worker was added), or None when the pool cannot or need not grow."""
+        if not self.pool.can_grow:
+            return None
+        with self._lock:
+            if not any(r.started is None for r in self._active):
+                return None
+            busy = [r.started for r in self._active if r.started is not None and not r.timed_out]
+        if not busy:
+            return None
+        return max(*busy, self._grown_at) + GROW_AFTER_S
 
     def next_limit(self, now: float) -> float | None:
         """The earliest limit of a run still going, for the caller's next wake-up; a run still waiting for a
-        worker counts as starting `now`, so the caller looks again by the time it could overrun."""
+        worker counts as starting `now`, so the caller looks again by the time it could overrun. Also when runs
+        waiting behind busy workers call for another worker (overdue() adds it)."""
         with self._lock:
             limits = [now + r.spec.timeout + timeout_grace(r.spec.timeout) if lim is None else lim
                       for r in self._active if not r.timed_out for lim in (r.limit(),)]
+        stalled = self._stalled_since()
+        if stalled is not None:
+            limits.append(max(stalled, now + 0.001))
         return min(limits) if limits else None
 
 

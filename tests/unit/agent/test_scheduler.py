@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 
 import pytest
 
-from agent.runner import WorkerPool, run_check, run_once
+from agent.runner import GROW_AFTER_S, WorkerPool, run_check, run_once
 from agent.scheduler import LOCAL_SPREAD_S, ROUND_FLUSH_S, SKIPPED_METRIC, Scheduler, first_offset
 from checks.context import RunContext
 from checks.result import Outcome, Result, Status
@@ -116,6 +116,12 @@ class Sink:
 
 def make(specs: list[CheckSpec], clock: FakeClock, sink: Sink, concurrency: int = 4) -> Scheduler:
     return Scheduler(specs, RunContext(agent_id="agent-1"), sink, concurrency=concurrency, clock=clock)
+
+
+def grow(sched: Scheduler, clock: FakeClock) -> None:
+    """Let runs that wait behind a busy worker bring in another (they have waited GROW_AFTER_S)."""
+    clock.advance(GROW_AFTER_S)
+    sched.tick()
 
 
 def run_until(pred: Callable[[], bool]) -> None:
@@ -311,7 +317,13 @@ def test_concurrency_is_bounded() -> None:
     sched = make(specs, clock, sink, concurrency=2)
     clock.advance(60.0)
     sched.tick()
-    p.wait_entered(2)
+    p.wait_entered(1)
+    assert p.entered.acquire(timeout=0.2) is False
+    clock.advance(GROW_AFTER_S)
+    sched.tick()
+    p.wait_entered(1)
+    clock.advance(GROW_AFTER_S)
+    sched.tick()
     assert p.entered.acquire(timeout=0.2) is False
     assert p.max_running == 2
     p.release.set()
@@ -475,7 +487,9 @@ def test_a_removed_checks_run_in_progress_is_dropped_and_a_changed_one_does_not_
     sched = make([gone, kept], clock, sink)
     clock.advance(LOCAL_SPREAD_S)
     sched.tick()
-    slow.wait_entered(2)
+    slow.wait_entered(1)
+    grow(sched, clock)
+    slow.wait_entered(1)
     sched.replace([check("kept", interval=10.0, probe_name="slow", warn="> 5")])
     clock.advance(10.0)
     sched.tick()
@@ -533,6 +547,7 @@ def test_quick_results_of_a_round_go_on_without_a_slow_run_after_the_round_flush
     clock.advance(first_offset(specs[0], "agent-1"))
     sched.tick()
     slow.wait_entered()
+    grow(sched, clock)
     run_until(lambda: sched.stats()["runs_total"] == 3 and PROBES["quick"].calls == 2)
     assert sink.batches == []
     clock.advance(ROUND_FLUSH_S)
@@ -556,6 +571,7 @@ def test_a_timed_out_run_completes_its_round_with_its_timeout_result() -> None:
     clock.advance(first_offset(specs[0], "agent-1"))
     sched.tick()
     stuck.wait_entered()
+    grow(sched, clock)
     run_until(lambda: PROBES["quick"].calls == 1)
     clock.advance(0.2)
     sched.tick()
@@ -575,7 +591,9 @@ def test_stop_hands_over_the_finished_part_of_a_round() -> None:
     sched = make(specs, clock, sink)
     clock.advance(first_offset(specs[0], "agent-1"))
     sched.tick()
-    run_until(lambda: PROBES["quick"].calls == 1 and PROBES["stuck"].calls == 1)
+    PROBES["stuck"].wait_entered()
+    grow(sched, clock)
+    run_until(lambda: any(rnd.results for rnd in sched._rounds))
     assert sink.batches == []
     sched.stop()
     assert sink.batches == [["quick"]]
@@ -590,3 +608,26 @@ def test_workers_start_only_when_there_is_work() -> None:
         assert done.acquire(timeout=WAIT)
     run_until(lambda: pool.threads == 1)
     pool.shutdown()
+
+
+def test_quick_checks_run_on_one_worker_and_a_slow_one_brings_in_another() -> None:
+    clock = FakeClock()
+    slow = probe("slow", block=True)
+    probe("quick")
+    sink = Sink()
+    specs = [check("slow", interval=60.0, timeout=30.0, probe_name="slow")] + [
+        check(f"q{i}", interval=60.0, probe_name="quick") for i in range(5)]
+    sched = make(specs, clock, sink, concurrency=4)
+    clock.advance(first_offset(specs[0], "agent-1"))
+    sched.tick()
+    run_until(lambda: PROBES["quick"].calls + slow.calls >= 1)
+    if slow.calls:
+        assert PROBES["quick"].calls == 0
+        clock.advance(GROW_AFTER_S)
+        sched.tick()
+    run_until(lambda: PROBES["quick"].calls == 5)
+    assert PROBES["quick"].max_running == 1
+    assert sched._pool.threads <= 2
+    slow.release.set()
+    sink.wait_for(6)
+    sched.stop()
