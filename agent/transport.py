@@ -399,7 +399,7 @@ class StreamClient:
         next_heartbeat = time.monotonic()
         while True:
             rows: list[tuple[int, bytes]] = []
-            heartbeat = False
+            heartbeat = can_send = False
             with self._cond:
                 while True:
                     if session.ended or self._stop.is_set():
@@ -429,12 +429,15 @@ class StreamClient:
                     self._cond.wait(wait)
                 after = session.sent_seq
                 size = self._batch_size
-            if not heartbeat:
+            # A heartbeat due soon goes with a batch, and results waiting go with a heartbeat: every frame sent
+            # wakes grpc's threads for a while, so two frames at once cost little more than one.
+            now = time.monotonic()
+            if not heartbeat or can_send:
                 rows = self._spool.read_after(after, size)
                 self._send_batch(session, rows)
-            else:
+            if heartbeat or next_heartbeat - now <= s.heartbeat_interval / 2:
                 self._send_heartbeat(session)
-                next_heartbeat = time.monotonic() + s.heartbeat_interval
+                next_heartbeat = now + s.heartbeat_interval
 
     def _send_batch(self, session: _Session, rows: list[tuple[int, bytes]]) -> None:
         frame = patrol_pb2.AgentFrame()
