@@ -31,9 +31,13 @@ NETWORK_FSTYPES: frozenset[str] = frozenset({"nfs", "nfs4", "cifs", "smb3", "smb
 """Skipped unless listed: a hung file server would block statvfs and with it the agent's worker."""
 
 
+_DRIVE = re.compile(r"^[A-Za-z]:(?:\\|/)?$")
+
+
 def _mount_key(mount: str) -> str:
-    """Compare mounts the way the OS does: Windows drives without case or trailing backslash ("c:" == "C:\\")."""
-    if re.match(r"^[A-Za-z]:\\?$", mount) or re.match(r"^[A-Za-z]:/$", mount):
+    """Compare mounts the way the OS does: Windows drives without case or trailing backslash ("c:" == "C:\\").
+    Called for every line of the mount table on every run, hence the test before the regular expression."""
+    if mount[1:2] == ":" and _DRIVE.match(mount):
         return mount[0].upper() + ":"
     return mount.rstrip("/") or "/"
 
@@ -42,7 +46,12 @@ class Mount(NamedTuple):
     device: str
     mountpoint: str
     fstype: str
-    opts: frozenset[str]
+    options: str
+    """As the mount table has them, comma-separated."""
+
+    @property
+    def opts(self) -> frozenset[str]:
+        return frozenset(o.strip() for o in self.options.split(","))
 
 
 def real_mounts(listed: Iterable[str] = ()) -> tuple[list[Mount], list[str]]:
@@ -56,8 +65,7 @@ def real_mounts(listed: Iterable[str] = ()) -> tuple[list[Mount], list[str]]:
     wanted = [_mount_key(m) for m in listed]
     by_key: dict[str, Mount] = {}
     for p in parts:
-        opts = frozenset(o.strip() for o in p.opts.split(","))
-        by_key[_mount_key(p.mountpoint)] = Mount(p.device, p.mountpoint, p.fstype, opts)
+        by_key[_mount_key(p.mountpoint)] = Mount(p.device, p.mountpoint, p.fstype, p.opts)
     if wanted:
         found = [by_key[k] for k in dict.fromkeys(wanted) if k in by_key]
         missing = [m for m, k in zip(listed, wanted, strict=True) if k not in by_key]
