@@ -298,8 +298,9 @@ class Collector:
     async def check_lost_agents(self) -> None:
         """Open 'agent lost' for agents silent longer than agents.lost_after at every collector of the store."""
         assert self.writer is not None and self.store is not None
-        stored = [AgentLiveness(*row) for row in await asyncio.to_thread(self.store.agent_liveness)]
-        actions = self.engine.lost_agents(self.clock(), self.config.agents.lost_after, stored)
+        now, lost_after = self.clock(), self.config.agents.lost_after
+        rows = await asyncio.to_thread(self.store.agent_liveness, now - lost_after)
+        actions = self.engine.lost_agents(now, lost_after, [AgentLiveness(*row) for row in rows])
         if actions:
             fut = self.writer.submit(lambda tx: tx.write_incident_actions(actions))
             log_after_commit(fut, actions)

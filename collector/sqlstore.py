@@ -377,12 +377,16 @@ class SqlStore(TrustReads, IncidentReads, OutboxReads):
                                                           i["key"], bool(i["flapping"])))
         return snap
 
-    def agent_liveness(self) -> list[tuple[str, str, float, bool]]:
-        rows = self._query(
-            "SELECT a.id, a.hostname, a.last_seen, (SELECT COUNT(*) FROM incidents i WHERE i.agent_id = a.id "
-            "AND i.kind = 'agent_lost' AND i.status IN ('open', 'acknowledged')) AS lost_open FROM agents a "
-            "WHERE a.retired_at IS NULL")
-        return [(r["id"], r["hostname"], float(r["last_seen"]), bool(r["lost_open"])) for r in rows]
+    def agent_liveness(self, cutoff: float) -> list[tuple[str, str, float, bool]]:
+        silent = self._query("SELECT id, hostname, last_seen FROM agents WHERE last_seen < ? AND retired_at IS NULL",
+                             (cutoff,))
+        lost = self._query(
+            "SELECT a.id, a.hostname, a.last_seen FROM incidents i JOIN agents a ON a.id = i.agent_id "
+            "WHERE i.kind = 'agent_lost' AND i.status IN ('open', 'acknowledged') AND a.retired_at IS NULL")
+        lost_open = {str(r["id"]) for r in lost}
+        rows = {str(r["id"]): r for r in [*silent, *lost]}
+        return [(agent_id, str(r["hostname"]), float(r["last_seen"]), agent_id in lost_open)
+                for agent_id, r in rows.items()]
 
     def high_water_seq(self, agent_id: str) -> int:
         rows = self._query("SELECT high_water_seq FROM agents WHERE id = ?", (agent_id,))

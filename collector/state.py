@@ -12,6 +12,7 @@ series read UNKNOWN "agent lost" until fresh results arrive.
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
 from collections.abc import Sequence
@@ -101,7 +102,7 @@ class Series:
 class AgentState:
     __slots__ = ("accepted_seq", "connections", "dropped_total", "duplicates_total", "hostname", "incarnation",
                  "labels", "last_frame_at", "last_seq", "lost", "platform", "retired", "roles", "rules", "seq_base",
-                 "series", "series_capped", "spool_depth", "stored_seq", "version")
+                 "series", "series_capped", "spool_depth", "stored_seq", "version", "watched_at")
 
     def __init__(self, agent_id: str) -> None:
         self.hostname = agent_id
@@ -130,6 +131,9 @@ class AgentState:
         """Seqs of earlier incarnations: stored history numbers this incarnation's results from here."""
         self.series_capped = 0
         """Results of new series left out because the agent reached max_series_per_agent."""
+        self.watched_at: float | None = None
+        """The key of this agent's entry in the engine's liveness heap (a lower bound of last_frame_at), or None
+        while it is not in the heap: silent, waiting in the engine's `_silent` set for a frame or the store."""
 
 
 @dataclass(frozen=True)
@@ -162,16 +166,31 @@ class StateEngine:
         self.limits = limits or Limits()
         self.sanity = SanityStats()
         self.policy = policy or default_policy()
+        self._liveness: list[tuple[float, str]] = []
+        """(last frame at, agent id) per agent, oldest first: the lost-agent check pops only those whose entry is
+        older than the cut-off, so it costs what went silent or was seen since, not the size of the fleet."""
+        self._silent: set[str] = set()
+        """Agents silent longer than lost_after at the last check (out of the heap until a frame or the store
+        says they are alive)."""
 
     def agent(self, agent_id: str) -> AgentState:
         state = self.agents.get(agent_id)
         if state is None:
             state = self.agents[agent_id] = AgentState(agent_id)
+            self._watch(agent_id, state)
         return state
+
+    def _watch(self, agent_id: str, a: AgentState, seen: float | None = None) -> None:
+        """Put the agent in the liveness heap, keyed by when it was last seen (a lower bound is enough)."""
+        a.watched_at = a.last_frame_at if seen is None else seen
+        heapq.heappush(self._liveness, (a.watched_at, agent_id))
+        self._silent.discard(agent_id)
 
     def restore(self, snap: StoreSnapshot, now: float) -> None:
         """Rebuild from the store: high-water marks, catalogue, last statuses and open incidents."""
+        stored_seen: dict[str, float] = {}
         for rec in snap.agents:
+            stored_seen[rec.agent_id] = rec.last_seen
             a = self.agent(rec.agent_id)
             a.hostname, a.labels = rec.hostname, dict(rec.labels)
             a.accepted_seq = a.stored_seq = rec.high_water_seq
@@ -195,10 +214,12 @@ class StateEngine:
                 found.incident = True
                 found.flapping = inc.flapping
                 found.ring = int(inc.flapping)  # the ring is not stored: a fresh one decides at the next result
-        for a in self.agents.values():
+        for agent_id, a in self.agents.items():
             if a.lost:  # its series were marked stale when it was lost
                 for series in a.series.values():
                     series.stale = series.status == UNKNOWN
+                # still lost: its own last frame, so the first check neither resolves nor reopens its incident
+                a.last_frame_at = stored_seen.get(agent_id, a.last_frame_at)
 
     @staticmethod
     def _rule(agent: AgentState, check_id: str, target: str) -> CheckRule:
@@ -209,6 +230,8 @@ class StateEngine:
         """Any frame from an agent: it is alive; resolve its 'agent lost' incident if one is open."""
         a = self.agent(agent_id)
         a.last_frame_at = now
+        if a.watched_at is None:
+            self._watch(agent_id, a)
         if a.lost:
             a.lost = False
             return [incidents.agent_back(agent_id, now)]
@@ -483,19 +506,28 @@ class StateEngine:
                     stored: Sequence[AgentLiveness] | None = None) -> list[IncidentAction]:
         """Open 'agent lost' for agents silent longer than `lost_after`, resolve it for those heard from again.
 
-        `stored` is what the store says (last frame at any collector sharing it, and whether a lost incident
-        is open), so collectors sharing a store agree; without it only this collector's memory counts.
+        `stored` is what the store says, so collectors sharing a store agree: the agents it last saw before the
+        cut-off and those with a lost incident open (Store.agent_liveness); an agent not in it was seen by some
+        collector since the cut-off. Without it only this collector's memory counts. The cost is the agents whose
+        heap entry came due, the silent ones and the rows given, not the size of the fleet.
         """
-        views = {agent_id: AgentLiveness(agent_id, a.hostname, a.last_frame_at, a.lost)
-                 for agent_id, a in list(self.agents.items())}
-        for row in stored or ():
-            mine = views.get(row.agent_id)
-            views[row.agent_id] = row if mine is None else AgentLiveness(
-                row.agent_id, mine.hostname, max(mine.last_seen, row.last_seen), row.lost_open or mine.lost_open)
+        cutoff = now - lost_after
+        self._pop_due(cutoff)
+        rows = {row.agent_id: row for row in stored or ()}
         actions: list[IncidentAction] = []
-        for agent_id, view in views.items():
-            silent = now - view.last_seen
+        for agent_id in [*sorted(self._silent - rows.keys()), *rows]:
             known = self.agents.get(agent_id)
+            row = rows.get(agent_id)
+            if known is None:
+                if row is None:
+                    self._silent.discard(agent_id)
+                    continue
+                view = row
+            else:
+                store_seen = row.last_seen if row is not None else (cutoff if stored is not None else 0.0)
+                view = AgentLiveness(agent_id, known.hostname, max(known.last_frame_at, store_seen),
+                                     known.lost or (row is not None and row.lost_open))
+            silent = now - view.last_seen
             if silent > lost_after:
                 if not view.lost_open:
                     labels = known.labels if known is not None else {}
@@ -513,7 +545,27 @@ class StateEngine:
                     actions.append(incidents.agent_back(agent_id, now))
                 if known is not None:
                     known.lost = False
+                    if known.watched_at is None:  # alive at another collector: look again when that runs out
+                        self._watch(agent_id, known, view.last_seen)
         return actions
+
+    def _pop_due(self, cutoff: float) -> None:
+        """Move the agents not heard from since `cutoff` from the liveness heap to the silent set; re-file those
+        heard from since their entry was made."""
+        heap, agents = self._liveness, self.agents
+        while heap and heap[0][0] < cutoff:
+            seen, agent_id = heapq.heappop(heap)
+            a = agents.get(agent_id)
+            if a is None or a.watched_at != seen:
+                continue  # forgotten, or an older entry of an agent filed again
+            if a.last_frame_at >= cutoff:
+                self._watch(agent_id, a)
+            else:
+                a.watched_at = None
+                self._silent.add(agent_id)
+        if len(heap) > 2 * len(agents) + 64:  # entries of forgotten agents: rebuild rather than let them pile up
+            self._liveness = [(a.watched_at, i) for i, a in agents.items() if a.watched_at is not None]
+            heapq.heapify(self._liveness)
 
     def series_views(self) -> list[SeriesView]:
         """A snapshot safe to read from another thread (copies the dict items under the GIL)."""

@@ -155,8 +155,9 @@ class Store(Protocol):
 
     def high_water_seq(self, agent_id: str) -> int: ...
 
-    def agent_liveness(self) -> list[tuple[str, str, float, bool]]:
-        """(agent id, hostname, last seen by any collector, 'agent lost' incident open) per agent."""
+    def agent_liveness(self, cutoff: float) -> list[tuple[str, str, float, bool]]:
+        """(agent id, hostname, last seen by any collector, 'agent lost' incident open) for the agents last seen
+        before `cutoff` and those with an 'agent lost' incident open: indexed reads, as long as the silent set."""
         ...
 
     def list_agents(self, *, retired: bool = False) -> list[Row]: ...
