@@ -1,0 +1,352 @@
+"""Fleet benchmark: a thousand agents registered with one collector, at a realistic rate, and what it costs.
+
+Worker processes each hold a share of the agents' gRPC streams (one channel per agent, as real agents have).
+Every agent says Hello with its checks, sends one result per series, then the run goes through phases:
+
+1. idle: every stream open, no frame, for --idle seconds (shorter than lost_after, so no agent is lost): the
+   collector's CPU here is its housekeeping (lost-agent check, deadlines, findings, retention, outbox) with the
+   fleet registered and nothing arriving. That is what the collector spends beyond ingest.
+2. loaded: each agent sends its results at --checks-per-min (in batches every --tick seconds) for --load seconds;
+   the collector's CPU here is ingest plus housekeeping, so ingest alone is loaded minus idle. A few agents
+   (--lost) stop streaming early in this phase: the time from their last frame to the opening of their
+   'agent lost' incident is the lost-agent detection latency, against lost_after + 5 s.
+3. reads: /metrics scraped --scrapes times (time per check series), and /api/v1/checks read page by page
+   (time per page; a collector without pagination answers everything as one page).
+
+    .venv/bin/python bench/fleet.py                         # 1,000 agents x 100 series, about 3 minutes
+    .venv/bin/python bench/fleet.py --agents 200 --load 45  # smaller and shorter
+    .venv/bin/python bench/fleet.py --agents 3000 --workers 8 --json
+    .venv/bin/python bench/fleet.py --collector-src /tmp/xunjian-before   # another checkout's collector
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import grpc  # noqa: E402
+import psutil  # noqa: E402
+
+from protos import patrol_pb2  # noqa: E402
+
+METHOD = "/xunjian.v1.Collector/Stream"
+KEYS_PER_CHECK = 4
+SETTLE_S = 3.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _hello(agent_id: str, series: int) -> patrol_pb2.AgentFrame:
+    checks = max(1, series // KEYS_PER_CHECK)
+    return patrol_pb2.AgentFrame(hello=patrol_pb2.Hello(
+        agent_id=agent_id, hostname=f"{agent_id}.ward.local", agent_version="bench",
+        checks=[patrol_pb2.CheckInfo(id=f"host.check{c}", title=f"Check {c}", kind="bench", priority="medium",
+                                     system="HIS", raise_after=3, clear_after=2) for c in range(checks)]))
+
+
+def _result(seq: int, i: int, rng: random.Random) -> patrol_pb2.Result:
+    return patrol_pb2.Result(seq=seq, check_id=f"host.check{i // KEYS_PER_CHECK}", key=f"k{i % KEYS_PER_CHECK}",
+                             status=patrol_pb2.OK, value=round(rng.uniform(10, 60), 1), unit="percent",
+                             summary="within bounds", duration_us=1500, outcome="ok",
+                             started_unix_ms=int(time.time() * 1000))
+
+
+class FleetAgent:
+    """One simulated agent: a stream, a Hello, acks read as they come; frames written when told."""
+
+    def __init__(self, agent_id: str, address: str, series: int) -> None:
+        self.agent_id = agent_id
+        self.series = series
+        self.rng = random.Random(agent_id)
+        self.channel = grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])  # own TCP
+        self.call: Any = None
+        self.seq = 0
+        self.cursor = 0
+        self.last_frame_at = 0.0
+        self.acks: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        self.call = self.channel.stream_stream(METHOD, request_serializer=patrol_pb2.AgentFrame.SerializeToString,
+                                               response_deserializer=patrol_pb2.CollectorFrame.FromString)()
+        await self.call.write(_hello(self.agent_id, self.series))
+        first = await self.call.read()
+        self.seq = first.welcome.high_water_seq
+        self.acks = asyncio.ensure_future(self._read_acks())
+        await self.send(self.series)
+
+    async def _read_acks(self) -> None:
+        try:
+            while (await self.call.read()) is not grpc.aio.EOF:
+                pass
+        except (grpc.aio.AioRpcError, asyncio.CancelledError):
+            pass
+
+    async def send(self, n: int) -> None:
+        results = []
+        for _ in range(n):
+            self.seq += 1
+            results.append(_result(self.seq, self.cursor % self.series, self.rng))
+            self.cursor += 1
+        await self.call.write(patrol_pb2.AgentFrame(batch=patrol_pb2.Batch(results=results)))
+        self.last_frame_at = time.time()
+
+    async def stream(self, until: float, per_tick: int, tick: float, stop_at: float | None) -> None:
+        await asyncio.sleep(self.rng.uniform(0, tick))
+        while time.time() < until:
+            if stop_at is not None and time.time() >= stop_at:
+                await self.close()
+                return
+            await self.send(per_tick)
+            await asyncio.sleep(tick)
+
+    async def close(self) -> None:
+        if self.call is not None:
+            self.call.cancel()
+        if self.acks is not None:
+            self.acks.cancel()
+        await self.channel.close()
+
+
+def run_worker(ids: list[str], address: str, series: int, commands: Any, out: Any) -> None:
+    """A worker process: connect its agents, report, then run the loaded phase it is told to, then close."""
+
+    async def main() -> None:
+        agents = [FleetAgent(agent_id, address, series) for agent_id in ids]
+        for start in range(0, len(agents), 50):  # connect in waves, as a fleet coming up would
+            await asyncio.gather(*(a.connect() for a in agents[start:start + 50]))
+        out.put(("registered", len(agents)))
+        loop = asyncio.get_running_loop()
+        until, per_tick, tick, stop_at, stopping = await loop.run_in_executor(None, commands.get)
+        await asyncio.gather(*(a.stream(until, per_tick, tick, stop_at if a.agent_id in stopping else None)
+                               for a in agents))
+        out.put(("last_frames", {a.agent_id: a.last_frame_at for a in agents if a.agent_id in stopping}))
+        await loop.run_in_executor(None, commands.get)
+        await asyncio.gather(*(a.close() for a in agents if a.agent_id not in stopping), return_exceptions=True)
+
+    asyncio.run(main())
+
+
+def _start_collector(tmp: Path, src: Path, lost_after: float) -> tuple[subprocess.Popen[bytes], str, str]:
+    grpc_port, http_port = _free_port(), _free_port()
+    (tmp / "collector.yaml").write_text(
+        f"listen: {{grpc: '127.0.0.1:{grpc_port}', http: '127.0.0.1:{http_port}'}}\n"
+        f"store: {{url: 'sqlite:///{tmp}/collector.db', history: transitions}}\n"
+        f"agents: {{lost_after: {lost_after:g}s}}\n"
+        "tls: {mode: insecure}\nhttp: {auth: none}\n", encoding="utf-8")  # plain text on loopback
+    log = open(tmp / "collector.log", "wb")  # noqa: SIM115 - lives as long as the process
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    proc = subprocess.Popen([sys.executable, "-m", "collector.server", str(tmp / "collector.yaml")], cwd=src,
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    http = f"http://127.0.0.1:{http_port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{http}/healthz", timeout=1) as r:
+                if r.status == 200:
+                    return proc, f"127.0.0.1:{grpc_port}", http
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit(f"collector did not start; see {tmp / 'collector.log'}")
+
+
+def _say(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def _get(url: str, timeout: float = 120.0) -> tuple[bytes, float]:
+    started = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        body = r.read()
+    return body, time.perf_counter() - started
+
+
+def _cpu(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    return float(t.user + t.system)
+
+
+def _lost_incidents(http: str, last_frames: dict[str, float]) -> dict[str, float]:
+    """When the 'agent lost' incident of each stopped agent opened (the first one after its last frame)."""
+    query = urllib.parse.urlencode({"status": "all", "kind": "agent_lost", "limit": 10_000})
+    rows = json.loads(_get(f"{http}/api/v1/incidents?{query}")[0])
+    opened: dict[str, float] = {}
+    for r in rows:
+        agent, at = r["agent_id"], float(r["opened_at"])
+        if agent in last_frames and at >= last_frames[agent]:
+            opened[agent] = min(at, opened.get(agent, at))
+    return opened
+
+
+def _read_checks(http: str, page: int) -> tuple[list[float], int]:
+    """Every check series through /api/v1/checks, page by page: (seconds per page, series read)."""
+    times: list[float] = []
+    total, after = 0, ""
+    while True:
+        query = {"limit": page, **({"after": after} if after else {})}
+        body, took = _get(f"{http}/api/v1/checks?{urllib.parse.urlencode(query)}")
+        rows = json.loads(body)
+        times.append(took)
+        total += len(rows)
+        if len(rows) < page or not rows or "cursor" not in rows[-1]:
+            return times, total  # the last page, or a collector that answers everything at once
+        after = rows[-1]["cursor"]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--agents", type=int, default=1000)
+    p.add_argument("--series", type=int, default=100, help="series per agent")
+    p.add_argument("--workers", type=int, default=4, help="processes holding the agents' streams")
+    p.add_argument("--checks-per-min", type=float, default=100.0, help="results per minute per agent")
+    p.add_argument("--tick", type=float, default=6.0, help="seconds between an agent's batches")
+    p.add_argument("--lost-after", type=float, default=30.0, help="the collector's agents.lost_after")
+    p.add_argument("--idle", type=float, default=20.0, help="seconds of the idle phase (< lost_after)")
+    p.add_argument("--load", type=float, default=60.0, help="seconds of the loaded phase (> lost_after + 15)")
+    p.add_argument("--lost", type=int, default=10, help="agents that stop streaming in the loaded phase")
+    p.add_argument("--scrapes", type=int, default=5, help="/metrics scrapes to time")
+    p.add_argument("--page", type=int, default=1000, help="/api/v1/checks page size")
+    p.add_argument("--collector-src", type=Path, default=ROOT, help="source tree whose collector to run")
+    p.add_argument("--json", action="store_true", help="print only the JSON figures")
+    args = p.parse_args()
+    if args.idle + SETTLE_S + args.tick >= args.lost_after:
+        raise SystemExit(f"--idle + {SETTLE_S:g} s + --tick must be shorter than --lost-after, or the whole fleet is "
+                         "lost while idle")
+    if args.load < args.lost_after + 15:
+        raise SystemExit("--load must be at least --lost-after + 15 s to see the stopped agents lost")
+
+    with tempfile.TemporaryDirectory(prefix="xunjian-fleet-") as tmpdir:
+        proc, address, http = _start_collector(Path(tmpdir), args.collector_src.resolve(), args.lost_after)
+        collector = psutil.Process(proc.pid)
+        try:
+            figures = _run(args, address, http, collector)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    if args.json:
+        print(json.dumps(figures))
+        return 0
+    f = figures
+    print(f"fleet: {args.agents} agents x {args.series} series from {args.workers} processes, "
+          f"{args.checks_per_min:g} checks/min per agent ({f['results_per_s']:.0f} results/s), lost_after "
+          f"{args.lost_after:g}s, collector {args.collector_src}")
+    print(f"register        {f['register_s']:.1f} s for the fleet (Hello + one result per series)")
+    print(f"idle CPU        {f['idle_cpu_pct']:.1f} % of a core (fleet registered, no traffic: housekeeping, "
+          f"the cost beyond ingest; aim <= 5 %)")
+    print(f"loaded CPU      {f['loaded_cpu_pct']:.1f} % of a core; ingest itself {f['ingest_cpu_pct']:.1f} % "
+          "(loaded minus idle)")
+    print(f"lost agent      detected {f['lost_detect_s_median']:.1f} s (median), {f['lost_detect_s_max']:.1f} s "
+          f"(max) after the last frame of {f['lost_found']}/{args.lost} stopped agents; aim <= "
+          f"{args.lost_after + 5:g} s")
+    print(f"/metrics        {f['metrics_us_per_series']:.2f} us per series ({f['metrics_ms']:.0f} ms for "
+          f"{f['metrics_series']} check series, median of {args.scrapes}); aim <= 5 us")
+    print(f"/api/v1/checks  {f['checks_page_ms_median']:.1f} ms per page (median), {f['checks_page_ms_max']:.1f} "
+          f"ms max, {f['checks_pages']} pages of up to {args.page} for {f['checks_series']} series; aim <= 50 ms")
+    print(f"collector RSS   {f['collector_rss_mb']:.0f} MB")
+    return 0
+
+
+def _run(args: argparse.Namespace, address: str, http: str, collector: psutil.Process) -> dict[str, Any]:
+    ids = [f"ward-{n:05d}" for n in range(args.agents)]
+    shares = [ids[w::args.workers] for w in range(args.workers)]
+    ctx = mp.get_context("spawn")
+    out: Any = ctx.Queue()
+    commands = [ctx.Queue() for _ in shares]
+    workers = [ctx.Process(target=run_worker, args=(share, address, args.series, q, out))
+               for share, q in zip(shares, commands, strict=True)]
+    started = time.monotonic()
+    for w in workers:
+        w.start()
+    registered = 0
+    for _ in workers:
+        kind, n = out.get(timeout=600)
+        assert kind == "registered"
+        registered += n
+    register_s = time.monotonic() - started
+    _say(f"{registered} agents registered in {register_s:.1f} s")
+    time.sleep(SETTLE_S)  # let the registration's commits and first housekeeping runs settle
+
+    cpu0, t0 = _cpu(collector), time.monotonic()
+    time.sleep(args.idle)
+    idle = (_cpu(collector) - cpu0) / (time.monotonic() - t0)
+
+    per_tick = max(1, round(args.checks_per_min * args.tick / 60))
+    stopping = set(random.Random(7).sample(ids, min(args.lost, len(ids))))
+    now = time.time()
+    until, stop_at = now + args.load, now + 5
+    for q in commands:
+        q.put((until, per_tick, args.tick, stop_at, stopping))
+    _say(f"idle: {idle * 100:.1f} % of a core; loaded phase for {args.load:g} s")
+    cpu0, t0 = _cpu(collector), time.monotonic()
+    last_frames: dict[str, float] = {}
+    for _ in workers:
+        kind, frames = out.get(timeout=args.load + 120)
+        assert kind == "last_frames"
+        last_frames.update(frames)
+    loaded = (_cpu(collector) - cpu0) / (time.monotonic() - t0)
+
+    _say(f"loaded: {loaded * 100:.1f} % of a core; waiting for the stopped agents' incidents")
+    deadline = time.time() + args.lost_after + 30
+    opened: dict[str, float] = {}
+    while time.time() < deadline:
+        opened = _lost_incidents(http, last_frames)
+        if len(opened) == len(stopping):
+            break
+        time.sleep(1)
+    detect = [opened[a] - last_frames[a] for a in opened if a in last_frames]
+    _say("reading /metrics and /api/v1/checks")
+
+    scrapes = []
+    series = 0
+    for _ in range(args.scrapes):
+        body, took = _get(f"{http}/metrics")
+        scrapes.append(took)
+        series = sum(1 for line in body.split(b"\n") if line.startswith(b"xunjian_check_status{"))
+    pages, checks = _read_checks(http, args.page)
+    rss = collector.memory_info().rss / 1024**2
+    for q in commands:
+        q.put("end")
+    for w in workers:
+        w.join(30)
+    metrics_s = statistics.median(scrapes)
+    return {
+        "agents": registered, "results_per_s": args.agents * args.checks_per_min / 60,
+        "register_s": round(register_s, 1),
+        "idle_cpu_pct": round(idle * 100, 2), "loaded_cpu_pct": round(loaded * 100, 2),
+        "ingest_cpu_pct": round((loaded - idle) * 100, 2),
+        "lost_found": len(detect),
+        "lost_detect_s_median": round(statistics.median(detect), 1) if detect else float("nan"),
+        "lost_detect_s_max": round(max(detect), 1) if detect else float("nan"),
+        "metrics_ms": round(metrics_s * 1000, 1), "metrics_series": series,
+        "metrics_us_per_series": round(metrics_s / max(series, 1) * 1e6, 2),
+        "checks_pages": len(pages), "checks_series": checks,
+        "checks_page_ms_median": round(statistics.median(pages) * 1000, 1),
+        "checks_page_ms_max": round(max(pages) * 1000, 1),
+        "collector_rss_mb": round(rss, 1),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
