@@ -35,6 +35,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -63,22 +64,33 @@ def _hello(agent_id: str, series: int) -> patrol_pb2.AgentFrame:
     return patrol_pb2.AgentFrame(hello=patrol_pb2.Hello(
         agent_id=agent_id, hostname=f"{agent_id}.ward.local", agent_version="bench",
         checks=[patrol_pb2.CheckInfo(id=f"host.check{c}", title=f"Check {c}", kind="bench", priority="medium",
-                                     system="HIS", raise_after=3, clear_after=2) for c in range(checks)]))
+                                     system="HIS", raise_after=1, clear_after=2) for c in range(checks)]))
 
 
-def _result(seq: int, i: int, rng: random.Random) -> patrol_pb2.Result:
+def _bad_series(agent_id: str, series: int, bad_pct: float) -> set[int]:
+    """The series of this agent that stay CRITICAL (each opens an incident that stays open)."""
+    if bad_pct <= 0:
+        return set()
+    every = max(1, round(100 / bad_pct))
+    offset = zlib.crc32(agent_id.encode())
+    return {i for i in range(series) if (offset + i) % every == 0}
+
+
+def _result(seq: int, i: int, rng: random.Random, bad: bool) -> patrol_pb2.Result:
     return patrol_pb2.Result(seq=seq, check_id=f"host.check{i // KEYS_PER_CHECK}", key=f"k{i % KEYS_PER_CHECK}",
-                             status=patrol_pb2.OK, value=round(rng.uniform(10, 60), 1), unit="percent",
-                             summary="within bounds", duration_us=1500, outcome="ok",
+                             status=patrol_pb2.CRITICAL if bad else patrol_pb2.OK,
+                             value=round(rng.uniform(90, 99) if bad else rng.uniform(10, 60), 1), unit="percent",
+                             summary="above 90%" if bad else "within bounds", duration_us=1500, outcome="ok",
                              started_unix_ms=int(time.time() * 1000))
 
 
 class FleetAgent:
     """One simulated agent: a stream, a Hello, acks read as they come; frames written when told."""
 
-    def __init__(self, agent_id: str, address: str, series: int) -> None:
+    def __init__(self, agent_id: str, address: str, series: int, bad_pct: float) -> None:
         self.agent_id = agent_id
         self.series = series
+        self.bad = _bad_series(agent_id, series, bad_pct)
         self.rng = random.Random(agent_id)
         self.channel = grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])  # own TCP
         self.call: Any = None
@@ -107,7 +119,8 @@ class FleetAgent:
         results = []
         for _ in range(n):
             self.seq += 1
-            results.append(_result(self.seq, self.cursor % self.series, self.rng))
+            i = self.cursor % self.series
+            results.append(_result(self.seq, i, self.rng, i in self.bad))
             self.cursor += 1
         await self.call.write(patrol_pb2.AgentFrame(batch=patrol_pb2.Batch(results=results)))
         self.last_frame_at = time.time()
@@ -129,11 +142,11 @@ class FleetAgent:
         await self.channel.close()
 
 
-def run_worker(ids: list[str], address: str, series: int, commands: Any, out: Any) -> None:
+def run_worker(ids: list[str], address: str, series: int, bad_pct: float, commands: Any, out: Any) -> None:
     """A worker process: connect its agents, report, then run the loaded phase it is told to, then close."""
 
     async def main() -> None:
-        agents = [FleetAgent(agent_id, address, series) for agent_id in ids]
+        agents = [FleetAgent(agent_id, address, series, bad_pct) for agent_id in ids]
         for start in range(0, len(agents), 50):  # connect in waves, as a fleet coming up would
             await asyncio.gather(*(a.connect() for a in agents[start:start + 50]))
         out.put(("registered", len(agents)))
@@ -220,6 +233,7 @@ def main() -> int:
     p.add_argument("--agents", type=int, default=1000)
     p.add_argument("--series", type=int, default=100, help="series per agent")
     p.add_argument("--workers", type=int, default=4, help="processes holding the agents' streams")
+    p.add_argument("--bad-pct", type=float, default=1.0, help="%% of series that stay CRITICAL (open incidents)")
     p.add_argument("--checks-per-min", type=float, default=100.0, help="results per minute per agent")
     p.add_argument("--tick", type=float, default=6.0, help="seconds between an agent's batches")
     p.add_argument("--lost-after", type=float, default=30.0, help="the collector's agents.lost_after")
@@ -252,7 +266,8 @@ def main() -> int:
     print(f"fleet: {args.agents} agents x {args.series} series from {args.workers} processes, "
           f"{args.checks_per_min:g} checks/min per agent ({f['results_per_s']:.0f} results/s), lost_after "
           f"{args.lost_after:g}s, collector {args.collector_src}")
-    print(f"register        {f['register_s']:.1f} s for the fleet (Hello + one result per series)")
+    print(f"register        {f['register_s']:.1f} s for the fleet (Hello + one result per series); "
+          f"{f['open_incidents']} incidents open at the end ({args.bad_pct:g} % of series CRITICAL)")
     print(f"idle CPU        {f['idle_cpu_pct']:.1f} % of a core (fleet registered, no traffic: housekeeping, "
           f"the cost beyond ingest; aim <= 5 %)")
     print(f"loaded CPU      {f['loaded_cpu_pct']:.1f} % of a core; ingest itself {f['ingest_cpu_pct']:.1f} % "
@@ -274,7 +289,7 @@ def _run(args: argparse.Namespace, address: str, http: str, collector: psutil.Pr
     ctx = mp.get_context("spawn")
     out: Any = ctx.Queue()
     commands = [ctx.Queue() for _ in shares]
-    workers = [ctx.Process(target=run_worker, args=(share, address, args.series, q, out))
+    workers = [ctx.Process(target=run_worker, args=(share, address, args.series, args.bad_pct, q, out))
                for share, q in zip(shares, commands, strict=True)]
     started = time.monotonic()
     for w in workers:
@@ -325,6 +340,7 @@ def _run(args: argparse.Namespace, address: str, http: str, collector: psutil.Pr
         scrapes.append(took)
         series = sum(1 for line in body.split(b"\n") if line.startswith(b"xunjian_check_status{"))
     pages, checks = _read_checks(http, args.page)
+    open_incidents = len(json.loads(_get(f"{http}/api/v1/incidents?limit=10000")[0]))
     rss = collector.memory_info().rss / 1024**2
     for q in commands:
         q.put("end")
@@ -332,7 +348,7 @@ def _run(args: argparse.Namespace, address: str, http: str, collector: psutil.Pr
         w.join(30)
     metrics_s = statistics.median(scrapes)
     return {
-        "agents": registered, "results_per_s": args.agents * args.checks_per_min / 60,
+        "agents": registered, "open_incidents": open_incidents, "results_per_s": args.agents * args.checks_per_min / 60,
         "register_s": round(register_s, 1),
         "idle_cpu_pct": round(idle * 100, 2), "loaded_cpu_pct": round(loaded * 100, 2),
         "ingest_cpu_pct": round((loaded - idle) * 100, 2),
