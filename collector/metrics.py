@@ -22,19 +22,20 @@ from prometheus_client.registry import CollectorRegistry
 from prometheus_client.samples import Sample
 
 from checks.result import FINDING_CATEGORIES, outcome_name, seconds_from_us
-from collector.events import CheckRule
+from collector.events import CheckRule, ResultLike, SeriesKey
 from collector.exposition import escape_value, format_value
 from collector.ingest import IngestStats
 from collector.notify.notifier import Notifier
 from collector.sanity import CLAMP_KINDS, REFUSAL_REASONS
-from collector.state import NO_STATUS, SeriesView, StateEngine
+from collector.state import NO_STATUS, Series, StateEngine
 from collector.store import FINDING_STATES, Store
 from collector.writer import COMMIT_BUCKETS, CommitStats
 
 T = TypeVar("T")
 log = logging.getLogger("xunjian.collector.metrics")
-YIELD_EVERY_SERIES = 16
-"""~100 µs of rendering between GIL hand-offs, instead of holding it for the 1 ms switch interval."""
+YIELD_AFTER_S = 0.00025
+"""Hand the GIL to the ingest loop after this much rendering (looked at every 16 series), instead of holding it
+for the 1 ms switch interval; by time, not by count, as a yield itself can cost ~100 µs on a busy host."""
 ACK_BUCKETS = (60.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 86400.0)
 """Seconds from opening to acknowledgement; the contracts' response deadline is 15 minutes (900 s)."""
 RESOLVE_BUCKETS = (300.0, 900.0, 3600.0, 14400.0, 28800.0, 86400.0, 172800.0, 259200.0, 432000.0, 604800.0,
@@ -66,8 +67,7 @@ class PatrolMetrics(PromCollector):
         yield from self._ingest()
 
     def _checks(self) -> Iterator[Metric]:
-        views = [v for v in self.engine.series_views() if v.series.latest is not None and v.series.status != NO_STATUS]
-        shared = _SeriesText(views)
+        shared = _SeriesText(self.engine)
         yield SeriesFamily("xunjian_check_status", "Latest status of a check series: 0 OK, 1 WARNING, 2 CRITICAL, "
                            "3 UNKNOWN.", "gauge", "status", shared)
         yield SeriesFamily("xunjian_check_value", "Latest measured value of a check series, in the unit named by "
@@ -113,7 +113,7 @@ class PatrolMetrics(PromCollector):
                                     labels=["deadline", "priority", "system"])
         now = self.clock()
         counts: dict[tuple[str, str, str], int] = {}
-        for inc in self._read("active incidents", self.store.active_incidents):
+        for inc in self._read("overdue incidents", lambda: self.store.overdue_incidents(now)):
             if inc.suppressed or inc.silence_id is not None:
                 continue
             system = str(inc.labels.get("system", ""))
@@ -241,17 +241,23 @@ class PatrolMetrics(PromCollector):
 
 
 class _SeriesText:
-    """One pass over the check series for the four series families: samples on demand, or text lines fast."""
+    """One pass over the check series for the four series families: samples on demand, or text lines fast.
 
-    def __init__(self, views: list[SeriesView]) -> None:
-        self.views = views
+    The text lines of a series are kept on the series (Series.text) with the result and rule they came from; a
+    scrape reuses them while both are the same objects, so it formats only the series that got a result since
+    the last scrape. A removed check or a retired agent takes its series, and so its lines, with it.
+    """
+
+    def __init__(self, engine: StateEngine) -> None:
+        self.engine = engine
         self._lines: dict[str, list[str]] | None = None
 
     def samples(self, part: str) -> list[Sample]:
         out = []
-        for v in self.views:
+        for v in self.engine.series_views():
             s, r = v.series, v.series.latest
-            assert r is not None
+            if r is None or s.status == NO_STATUS:
+                continue
             labels = {"agent": v.agent_id, "check": v.check_id, "target": v.target, "key": v.key}
             if part == "status":
                 out.append(Sample("xunjian_check_status", {**labels, **_rule_labels(s.rule)}, float(r.status)))
@@ -273,33 +279,53 @@ class _SeriesText:
         value: list[str] = []
         duration: list[str] = []
         outcome: list[str] = []
-        esc, fmt = escape_value, format_value
         rule_text: dict[int, tuple[CheckRule, str, str]] = {}
-        for n, v in enumerate(self.views):
-            if n % YIELD_EVERY_SERIES == 0:
-                time.sleep(0)  # hand the GIL to the ingest loop often; a scrape must not stall acks
-            s, r = v.series, v.series.latest
-            assert r is not None
-            cached = s.label_text
-            if cached is None:
-                cached = s.label_text = (f'agent="{esc(v.agent_id)}",check="{esc(v.check_id)}"', f'key="{esc(v.key)}"',
-                                         f'target="{esc(v.target)}"')
-            ac, key, target = cached
-            rule = rule_text.get(id(s.rule))
-            if rule is None or rule[0] is not s.rule:  # a new Hello may replace a rule: render them per scrape
-                rl = _rule_labels(s.rule)
-                rule = rule_text[id(s.rule)] = (
-                    s.rule, f'engine="{esc(rl["engine"])}"',
-                    f'kind="{esc(rl["kind"])}",priority="{esc(rl["priority"])}",system="{esc(rl["system"])}"')
-            _, before_key, after_key = rule
-            status.append(f"xunjian_check_status{{{ac},{before_key},{key},{after_key},{target}}} "
-                          f"{fmt(float(r.status))}\n")
-            if r.HasField("value"):
-                value.append(f'xunjian_check_value{{{ac},{key},{target},unit="{esc(r.unit)}"}} {fmt(r.value)}\n')
-            duration.append(f"xunjian_check_duration_seconds{{{ac},{key},{target}}} {fmt(seconds_from_us(r.duration_us))}\n")
-            outcome.append(f'xunjian_check_outcome_info{{{ac},{key},outcome="{esc(outcome_name(r.outcome))}",{target}}} '
-                           "1.0\n")
+        visited = 0
+        mark = time.perf_counter()
+        for agent_id, a in list(self.engine.agents.items()):
+            for k, s in list(a.series.items()):
+                r = s.latest
+                if r is None or s.status == NO_STATUS:
+                    continue
+                text = s.text
+                if text is None or text[0] is not r or text[1] is not s.rule:
+                    text = s.text = _series_lines(agent_id, k, s, r, rule_text)
+                visited += 1
+                if visited % 16 == 0 and time.perf_counter() - mark > YIELD_AFTER_S:
+                    time.sleep(0)  # a scrape must not stall acks
+                    mark = time.perf_counter()
+                status.append(text[2])
+                if text[3]:
+                    value.append(text[3])
+                duration.append(text[4])
+                outcome.append(text[5])
         return {"status": status, "value": value, "duration": duration, "outcome": outcome}
+
+
+def _series_lines(agent_id: str, k: SeriesKey, s: Series, r: ResultLike,
+                  rule_text: dict[int, tuple[CheckRule, str, str]]) -> tuple[object, CheckRule, str, str, str, str]:
+    """The four exposition lines of one series (value "" without a value), with what they were made from."""
+    esc, fmt = escape_value, format_value
+    check_id, target, key_ = k
+    cached = s.label_text
+    if cached is None:
+        cached = s.label_text = (f'agent="{esc(agent_id)}",check="{esc(check_id)}"', f'key="{esc(key_)}"',
+                                 f'target="{esc(target)}"')
+    ac, key, tgt = cached
+    rule = rule_text.get(id(s.rule))
+    if rule is None or rule[0] is not s.rule:  # a new Hello may replace a rule: render them per scrape
+        rl = _rule_labels(s.rule)
+        rule = rule_text[id(s.rule)] = (
+            s.rule, f'engine="{esc(rl["engine"])}"',
+            f'kind="{esc(rl["kind"])}",priority="{esc(rl["priority"])}",system="{esc(rl["system"])}"')
+    _, before_key, after_key = rule
+    value = (f'xunjian_check_value{{{ac},{key},{tgt},unit="{esc(r.unit)}"}} {fmt(r.value)}\n'
+             if r.HasField("value") else "")
+    return (r, s.rule,
+            f"xunjian_check_status{{{ac},{before_key},{key},{after_key},{tgt}}} {fmt(float(r.status))}\n",
+            value,
+            f"xunjian_check_duration_seconds{{{ac},{key},{tgt}}} {fmt(seconds_from_us(r.duration_us))}\n",
+            f'xunjian_check_outcome_info{{{ac},{key},outcome="{esc(outcome_name(r.outcome))}",{tgt}}} 1.0\n')
 
 
 def _rule_labels(rule: CheckRule) -> dict[str, str]:

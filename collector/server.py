@@ -311,7 +311,8 @@ class Collector:
         assert self.writer is not None and self.store is not None and self.silences is not None
         now = self.clock()
         routes = self.config.notifications.routes
-        active = await asyncio.to_thread(self.store.active_incidents)
+        intervals = [r.repeat_interval for r in routes if r.repeat_interval > 0]
+        active = await asyncio.to_thread(self.store.due_incidents, now, now - min(intervals) if intervals else None)
         actions = deadlines.due(active, now, lambda labels: first_route(labels, routes), self.silences)
         carried = {i.silence_id for i in active if i.silence_id is not None}
         finished = deadlines.finished_silences(self.silences.items, carried, now)

@@ -356,6 +356,25 @@ class IncidentReads:
     def active_incidents(self) -> list[ActiveIncident]:
         return [active_incident(r) for r in self._query(f"SELECT * FROM incidents WHERE {_ACTIVE_SQL}")]
 
+    def due_incidents(self, now: float, repeat_before: float | None) -> list[ActiveIncident]:
+        """The active incidents the deadline sweep may act on at `now`: silenced ones (their silence may be over),
+        and, of the others not explained by a parent, those past a response or resolution deadline or due a repeat
+        (opened or last repeated before `repeat_before`; None when no route repeats). Everything else has no action
+        due (collector/deadlines.py `due`), so a fleet's many quiet or suppressed incidents are not read every sweep.
+        """
+        repeat = "" if repeat_before is None else " OR (status = 'open' AND COALESCE(repeated_at, opened_at) <= ?)"
+        sql = (f"SELECT * FROM incidents WHERE {_ACTIVE_SQL} AND (silence_id IS NOT NULL OR (suppressed = '' AND ("
+               "(status = 'open' AND response_due_at <= ?) OR (resolution_breached = 0 AND resolution_due_at <= ?)"
+               f"{repeat})))")
+        args = (now, now) if repeat_before is None else (now, now, repeat_before)
+        return [active_incident(r) for r in self._query(sql, args)]
+
+    def overdue_incidents(self, now: float) -> list[ActiveIncident]:
+        """Active incidents past a deadline at `now`, not silenced or explained by a parent (the overdue gauge)."""
+        return [active_incident(r) for r in self._query(
+            f"SELECT * FROM incidents WHERE {_ACTIVE_SQL} AND silence_id IS NULL AND suppressed = '' AND ("
+            "(status = 'open' AND response_due_at < ?) OR resolution_due_at < ?)", (now, now))]
+
     def list_silences(self, include_removed: bool = False) -> list[Row]:
         where = "" if include_removed else " WHERE removed_at IS NULL"
         return self._query("SELECT * FROM silences" + where + " ORDER BY id DESC")

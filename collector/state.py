@@ -75,7 +75,7 @@ class Series:
     """One (agent, check, target, key): latest result and the counters the incident rules need."""
 
     __slots__ = ("bad", "bad_since", "findings", "flapping", "handled", "incident", "label_text", "latest", "ok",
-                 "ring", "rule", "since", "stale", "status")
+                 "ring", "rule", "since", "stale", "status", "text")
 
     def __init__(self, rule: CheckRule, status: int = NO_STATUS, since: float = 0.0) -> None:
         self.rule = rule
@@ -97,6 +97,9 @@ class Series:
         self.findings = not rule.kind or rule.kind.startswith(FINDINGS_KINDS)
         self.label_text: tuple[str, str, str] | None = None
         """Escaped exposition labels of this series (agent and check, key, target), cached by /metrics."""
+        self.text: tuple[object, CheckRule, str, str, str, str] | None = None
+        """/metrics lines of this series (status, value or "", duration, outcome) and the result and rule they were
+        rendered from: a scrape renders again only the series whose result or rule is another object."""
 
 
 class AgentState:

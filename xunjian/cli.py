@@ -359,7 +359,7 @@ def _cmd_check_validate(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     client = Client()
     agents = client.get("/api/v1/agents")
-    checks = client.get("/api/v1/checks")
+    checks = client.get_pages("/api/v1/checks")
     incidents = client.get("/api/v1/incidents", status="active")
     if args.json:
         print(json.dumps({"agents": agents, "checks": checks, "incidents": incidents}, ensure_ascii=False, indent=2))

@@ -67,6 +67,18 @@ class Client:
             url += "?" + urllib.parse.urlencode(query)
         return self._request(urllib.request.Request(url, method="GET", headers=self._headers()))
 
+    def get_pages(self, path: str, page: int = 5000, **params: Any) -> list[Any]:
+        """Every row of a paged list (/api/v1/checks): pages of `page` rows, each continuing after the cursor of
+        the previous page's last row, until a page comes back shorter."""
+        rows: list[Any] = []
+        after = None
+        while True:
+            got = self.get(path, **params, limit=page, after=after)
+            rows.extend(got)
+            if len(got) < page or not got or "cursor" not in got[-1]:
+                return rows
+            after = got[-1]["cursor"]
+
     def post(self, path: str, body: dict[str, Any]) -> Any:
         data = json.dumps(body).encode()
         req = urllib.request.Request(

@@ -172,3 +172,38 @@ def test_audit_cli_lists_reviews_and_verify_detects_an_edited_row(tmp_path: Path
             assert broken.returncode == 1
             assert "entry 1: its content does not match its hash (the entry was edited)" in broken.stdout
     asyncio.run(scenario())
+
+
+def test_checks_come_in_pages_and_a_bad_page_parameter_is_a_clear_400(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(tmp_path) as c:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{c.grpc_port}") as ch:
+                agent = Agent(ch)
+                await agent.hello(checks=[DISK])
+                await agent.batch([r for n in range(7) for r in results(range(n + 1, n + 2), key=f"/d{n}",
+                                                                        status=2 if n == 3 else 0)])
+                assert await agent.ack() == 7
+                await agent.call.done_writing()
+            port = c.http_port
+            _, everything = await asyncio.to_thread(http_get, port, "/api/v1/checks")
+            assert [x["key"] for x in everything] == [f"/d{n}" for n in range(7)]
+            pages, after = [], ""
+            while True:
+                _, page = await asyncio.to_thread(http_get, port, f"/api/v1/checks?limit=3{after}")
+                pages.append([x["key"] for x in page])
+                if len(page) < 3:
+                    break
+                after = f"&after={page[-1]['cursor']}"
+            assert pages == [["/d0", "/d1", "/d2"], ["/d3", "/d4", "/d5"], ["/d6"]]
+            _, bad = await asyncio.to_thread(http_get, port, "/api/v1/checks?status=problems")
+            assert [(x["key"], x["status"]) for x in bad] == [("/d3", "CRITICAL")]
+            for query, error in (("limit=0", "limit must be at least 1"),
+                                 ("limit=ten", "limit must be an integer, got 'ten'"),
+                                 ("limit=-5", "limit must not be negative, got -5"),
+                                 ("after=nonsense", "after must be the cursor of a row of the previous page, got "
+                                                    "'nonsense'"),
+                                 ("status=red", "status must be all or problems, got 'red'")):
+                assert await asyncio.to_thread(http_get, port, f"/api/v1/checks?{query}") == (400, {"error": error})
+            _, capped = await asyncio.to_thread(http_get, port, "/api/v1/checks?limit=999999")
+            assert len(capped) == 7, "a limit above the maximum is the maximum"
+    asyncio.run(scenario())

@@ -99,3 +99,28 @@ def test_fast_exposition_is_byte_for_byte_generate_latest(store: SqlStore) -> No
                                                unit="s", outcome="timeout", duration_us=123456789)], 3.0)
     registry = build_registry(PatrolMetrics(engine, store, IngestStats(), CommitStats(), time.time), process=False)
     assert generate_text(registry) == generate_latest(registry)
+
+
+def test_cached_series_lines_follow_new_results_rules_removed_checks_and_retired_agents(store: SqlStore) -> None:
+    engine = populated_engine()
+    other = AgentHello("b", "b", {}, [], "", "", 0, [CheckRule("his.load", kind="host.load")], 1.0)
+    engine.hello(other)
+    engine.apply_batch("b", [patrol_pb2.Result(seq=1, check_id="his.load", status=0, value=0.5, outcome="ok")], 2.0)
+    engine.apply_batch("a", [patrol_pb2.Result(seq=2, check_id="pg.connections", target="lis_pg", status=0,
+                                               value=12.5, outcome="ok")], 2.0)
+    registry = build_registry(PatrolMetrics(engine, store, IngestStats(), CommitStats(), time.time), process=False)
+    before = generate_text(registry).decode()
+    assert 'xunjian_check_value{agent="b",check="his.load",key="",target="",unit=""} 0.5' in before
+    assert generate_text(registry).decode() == before, "nothing changed: the same text from the cache"
+
+    engine.apply_batch("a", [patrol_pb2.Result(seq=3, check_id="his.disk", key="/", status=0, value=40.0,
+                                               unit="percent", outcome="ok")], 3.0)
+    engine.hello(AgentHello("a", "a", {}, [], "", "", 3, [  # pg.connections removed, his.disk now critical priority
+        CheckRule("his.disk", kind="host.disk", system="HIS", priority="critical")], 4.0))
+    engine.forget("b")  # retired
+    after = generate_text(registry).decode()
+    assert after == generate_latest(registry).decode()
+    assert ('xunjian_check_status{agent="a",check="his.disk",engine="",key="/",kind="host.disk",priority="critical",'
+            'system="HIS",target=""} 0.0') in after
+    assert 'xunjian_check_value{agent="a",check="his.disk",key="/",target="",unit="percent"} 40.0' in after
+    assert "pg.connections" not in after and 'agent="b"' not in after
