@@ -7,6 +7,7 @@ rarely need escaping, so both are done once or only when needed. A test compares
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from prometheus_client import utils as prom_utils
@@ -24,9 +25,18 @@ _TYPE_NAMES = {"counter": "counter", "gauge": "gauge", "histogram": "histogram",
                "info": "gauge", "stateset": "gauge", "gaugehistogram": "histogram", "unknown": "untyped"}
 
 
+_GO_EXPONENT_FROM = 1e6
+"""Go writes positive values from here on with an exponent (1e+06); below it, and for any finite negative value,
+its text is Python's repr."""
+
+
 def format_value(v: float) -> str:
     text = _COMMON.get(v)
-    return text if text is not None else _go_float(v)
+    if text is not None:
+        return text
+    if -math.inf < v < _GO_EXPONENT_FROM:  # False for NaN
+        return repr(float(v))
+    return _go_float(v)
 
 
 def escape_value(v: str) -> str:

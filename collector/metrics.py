@@ -279,7 +279,6 @@ class _SeriesText:
         value: list[str] = []
         duration: list[str] = []
         outcome: list[str] = []
-        rule_text: dict[int, tuple[CheckRule, str, str]] = {}
         visited = 0
         mark = time.perf_counter()
         for agent_id, a in list(self.engine.agents.items()):
@@ -289,7 +288,7 @@ class _SeriesText:
                     continue
                 text = s.text
                 if text is None or text[0] is not r or text[1] is not s.rule:
-                    text = s.text = _series_lines(agent_id, k, s, r, rule_text)
+                    text = s.text = _series_lines(agent_id, k, s, r)
                 visited += 1
                 if visited % 16 == 0 and time.perf_counter() - mark > YIELD_AFTER_S:
                     time.sleep(0)  # a scrape must not stall acks
@@ -302,30 +301,32 @@ class _SeriesText:
         return {"status": status, "value": value, "duration": duration, "outcome": outcome}
 
 
-def _series_lines(agent_id: str, k: SeriesKey, s: Series, r: ResultLike,
-                  rule_text: dict[int, tuple[CheckRule, str, str]]) -> tuple[object, CheckRule, str, str, str, str]:
+def _series_lines(agent_id: str, k: SeriesKey, s: Series, r: ResultLike) -> tuple[object, CheckRule, str, str, str, str]:
     """The four exposition lines of one series (value "" without a value), with what they were made from."""
     esc, fmt = escape_value, format_value
+    fixed = s.label_text
+    if fixed is None or fixed[0] is not s.rule:
+        fixed = s.label_text = _fixed_text(agent_id, k, s.rule)
+    _, status, value, duration, outcome, outcome_end = fixed
+    return (r, s.rule, f"{status}{fmt(float(r.status))}\n",
+            f'{value}{esc(r.unit)}"}} {fmt(r.value)}\n' if r.HasField("value") else "",
+            f"{duration}{fmt(seconds_from_us(r.duration_us))}\n",
+            f"{outcome}{esc(outcome_name(r.outcome))}{outcome_end}")
+
+
+def _fixed_text(agent_id: str, k: SeriesKey, rule: CheckRule) -> tuple[CheckRule, str, str, str, str, str]:
+    """What a series' lines hold while its rule stays: every label but the unit and the outcome, escaped once."""
+    esc = escape_value
     check_id, target, key_ = k
-    cached = s.label_text
-    if cached is None:
-        cached = s.label_text = (f'agent="{esc(agent_id)}",check="{esc(check_id)}"', f'key="{esc(key_)}"',
-                                 f'target="{esc(target)}"')
-    ac, key, tgt = cached
-    rule = rule_text.get(id(s.rule))
-    if rule is None or rule[0] is not s.rule:  # a new Hello may replace a rule: render them per scrape
-        rl = _rule_labels(s.rule)
-        rule = rule_text[id(s.rule)] = (
-            s.rule, f'engine="{esc(rl["engine"])}"',
-            f'kind="{esc(rl["kind"])}",priority="{esc(rl["priority"])}",system="{esc(rl["system"])}"')
-    _, before_key, after_key = rule
-    value = (f'xunjian_check_value{{{ac},{key},{tgt},unit="{esc(r.unit)}"}} {fmt(r.value)}\n'
-             if r.HasField("value") else "")
-    return (r, s.rule,
-            f"xunjian_check_status{{{ac},{before_key},{key},{after_key},{tgt}}} {fmt(float(r.status))}\n",
-            value,
-            f"xunjian_check_duration_seconds{{{ac},{key},{tgt}}} {fmt(seconds_from_us(r.duration_us))}\n",
-            f'xunjian_check_outcome_info{{{ac},{key},outcome="{esc(outcome_name(r.outcome))}",{tgt}}} 1.0\n')
+    ac, key, tgt = f'agent="{esc(agent_id)}",check="{esc(check_id)}"', f'key="{esc(key_)}"', f'target="{esc(target)}"'
+    rl = _rule_labels(rule)
+    return (rule,
+            f'xunjian_check_status{{{ac},engine="{esc(rl["engine"])}",{key},kind="{esc(rl["kind"])}",'
+            f'priority="{esc(rl["priority"])}",system="{esc(rl["system"])}",{tgt}}} ',
+            f'xunjian_check_value{{{ac},{key},{tgt},unit="',
+            f"xunjian_check_duration_seconds{{{ac},{key},{tgt}}} ",
+            f'xunjian_check_outcome_info{{{ac},{key},outcome="',
+            f'",{tgt}}} 1.0\n')
 
 
 def _rule_labels(rule: CheckRule) -> dict[str, str]:

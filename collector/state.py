@@ -95,8 +95,9 @@ class Series:
         self.stale = False
         """Its agent is lost: `latest` is a stand-in UNKNOWN "agent lost" until a fresh result arrives."""
         self.findings = not rule.kind or rule.kind.startswith(FINDINGS_KINDS)
-        self.label_text: tuple[str, str, str] | None = None
-        """Escaped exposition labels of this series (agent and check, key, target), cached by /metrics."""
+        self.label_text: tuple[CheckRule, str, str, str, str, str] | None = None
+        """The fixed parts of this series' /metrics lines (every label but unit and outcome, escaped) and the
+        rule they were made from."""
         self.text: tuple[object, CheckRule, str, str, str, str] | None = None
         """/metrics lines of this series (status, value or "", duration, outcome) and the result and rule they were
         rendered from: a scrape renders again only the series whose result or rule is another object."""

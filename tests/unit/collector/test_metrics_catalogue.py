@@ -124,3 +124,13 @@ def test_cached_series_lines_follow_new_results_rules_removed_checks_and_retired
             'system="HIS",target=""} 0.0') in after
     assert 'xunjian_check_value{agent="a",check="his.disk",key="/",target="",unit="percent"} 40.0' in after
     assert "pg.connections" not in after and 'agent="b"' not in after
+
+
+def test_the_fast_value_text_is_go_s() -> None:
+    from prometheus_client.utils import floatToGoString
+
+    from collector.exposition import format_value
+
+    values = [0.0015, -3.5, 1e-9, 123456.7, 999999.9, 1e6, 1234567.0, -1e12, 5e-324, 1e300, float("inf"),
+              float("-inf"), float("nan"), *(10.0 ** (n / 7) for n in range(-80, 80)), *(-(10.0 ** (n / 5)) for n in range(40))]
+    assert [format_value(v) for v in values] == [floatToGoString(v) for v in values]  # type: ignore[no-untyped-call]
