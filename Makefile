@@ -56,6 +56,7 @@ bench: venv
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/agent_footprint.py
 	$(BIN)/python bench/agent_vs_zabbix.py
+	$(BIN)/python bench/fleet.py
 	$(BIN)/python bench/sql_guard.py
 	$(BIN)/python bench/attacks.py
 	$(BIN)/python bench/reconcile.py
