@@ -19,7 +19,6 @@ import json
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,35 +34,10 @@ if str(ROOT) not in sys.path:
 import grpc  # noqa: E402
 import psutil  # noqa: E402
 
+from bench.collector_process import start_collector  # noqa: E402
 from protos import patrol_pb2, patrol_pb2_grpc  # noqa: E402
 
 MAX_MESSAGE = 4 * 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_collector(tmp: Path) -> tuple[subprocess.Popen[bytes], int, int]:
-    grpc_port, http_port = free_port(), free_port()
-    (tmp / "collector.yaml").write_text(
-        f"listen: {{grpc: '127.0.0.1:{grpc_port}', http: '127.0.0.1:{http_port}'}}\n"
-        f"store: {{url: 'sqlite:///{tmp}/collector.db'}}\n"
-        "tls: {mode: insecure}\nhttp: {auth: none}\n", encoding="utf-8")
-    log = open(tmp / "collector.log", "wb")  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen([sys.executable, "-m", "collector.server", str(tmp / "collector.yaml")], cwd=ROOT,
-                            stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=1):
-                return proc, grpc_port, http_port
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit(f"collector did not start:\n{(tmp / 'collector.log').read_text()}")
 
 
 def frames(agent_id: str, size: int, stop: threading.Event) -> Any:
@@ -157,7 +131,8 @@ def main() -> int:
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="xunjian-attacks-") as d:
-        proc, grpc_port, http_port = start_collector(Path(d))
+        started = start_collector(Path(d))
+        proc, grpc_port, http_port = started.proc, started.grpc_port, started.http_port
         try:
             figures = {"load_average": os.getloadavg()[0],
                        "large_batches": large_batches(grpc_port, proc.pid, args.seconds),

@@ -29,12 +29,9 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
-import os
 import queue
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,17 +48,12 @@ if str(ROOT) not in sys.path:
 import grpc  # noqa: E402
 import psutil  # noqa: E402
 
+from bench.collector_process import start_collector  # noqa: E402
 from protos import patrol_pb2  # noqa: E402
 
 METHOD = "/xunjian.v1.Collector/Stream"
 KEYS_PER_CHECK = 4
 SETTLE_S = 3.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _hello(agent_id: str, series: int) -> patrol_pb2.AgentFrame:
@@ -166,30 +158,6 @@ def run_worker(ids: list[str], address: str, series: int, bad_pct: float, comman
     asyncio.run(main())
 
 
-def _start_collector(tmp: Path, src: Path, lost_after: float) -> tuple[subprocess.Popen[bytes], str, str]:
-    grpc_port, http_port = _free_port(), _free_port()
-    (tmp / "collector.yaml").write_text(
-        f"listen: {{grpc: '127.0.0.1:{grpc_port}', http: '127.0.0.1:{http_port}'}}\n"
-        f"store: {{url: 'sqlite:///{tmp}/collector.db', history: transitions}}\n"
-        f"agents: {{lost_after: {lost_after:g}s}}\n"
-        "tls: {mode: insecure}\nhttp: {auth: none}\n", encoding="utf-8")  # plain text on loopback
-    log = open(tmp / "collector.log", "wb")  # noqa: SIM115 - lives as long as the process
-    env = {**os.environ, "PYTHONPATH": str(src)}
-    proc = subprocess.Popen([sys.executable, "-m", "collector.server", str(tmp / "collector.yaml")], cwd=src,
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
-    http = f"http://127.0.0.1:{http_port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{http}/healthz", timeout=1) as r:
-                if r.status == 200:
-                    return proc, f"127.0.0.1:{grpc_port}", http
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit(f"collector did not start; see {tmp / 'collector.log'}")
-
-
 def _say(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
@@ -264,7 +232,9 @@ def main() -> int:
         raise SystemExit("--load must be at least --lost-after + 15 s to see the stopped agents lost")
 
     with tempfile.TemporaryDirectory(prefix="xunjian-fleet-") as tmpdir:
-        proc, address, http = _start_collector(Path(tmpdir), args.collector_src.resolve(), args.lost_after)
+        started = start_collector(Path(tmpdir), history="transitions", lost_after_s=args.lost_after,
+                                  src=args.collector_src.resolve())
+        proc, address, http = started.proc, started.address, started.http
         collector = psutil.Process(proc.pid)
         try:
             figures = _run(args, address, http, collector)

@@ -17,14 +17,11 @@ import json
 import multiprocessing as mp
 import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -36,6 +33,7 @@ if str(ROOT) not in sys.path:
 import grpc  # noqa: E402
 import psutil  # noqa: E402
 
+from bench.collector_process import start_collector  # noqa: E402
 from protos import patrol_pb2  # noqa: E402
 
 METHOD = "/xunjian.v1.Collector/Stream"
@@ -202,35 +200,6 @@ def _varint_seq(seq: int) -> bytes:
     return b"\x08" + _varint(seq)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start_collector(tmp: Path) -> tuple[subprocess.Popen[bytes], str, str]:
-    grpc_port, http_port = _free_port(), _free_port()
-    (tmp / "collector.yaml").write_text(
-        f"listen: {{grpc: '127.0.0.1:{grpc_port}', http: '127.0.0.1:{http_port}'}}\n"
-        f"store: {{url: 'sqlite:///{tmp}/collector.db', history: transitions}}\n"
-        "agents: {lost_after: 600s}\n"
-        "tls: {mode: insecure}\nhttp: {auth: none}\n", encoding="utf-8")  # the hot path alone, on loopback
-    log = open(tmp / "collector.log", "wb")  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen([sys.executable, "-m", "collector.server", str(tmp / "collector.yaml")], cwd=ROOT,
-                            stdout=log, stderr=subprocess.STDOUT)
-    http = f"http://127.0.0.1:{http_port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{http}/healthz", timeout=1) as r:
-                if r.status == 200:
-                    return proc, f"127.0.0.1:{grpc_port}", http
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit(f"collector did not start; see {tmp / 'collector.log'}")
-
-
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -260,8 +229,8 @@ def main() -> int:
         if args.target:
             address, pid = args.target, args.collector_pid
         else:
-            proc, address, _http = _start_collector(tmp)
-            pid = proc.pid
+            started = start_collector(tmp, history="transitions", lost_after_s=600)  # the hot path alone
+            proc, address, pid = started.proc, started.address, started.proc.pid
         collector = psutil.Process(pid) if pid else None
         cpu0 = sum(collector.cpu_times()[:2]) if collector else 0.0
         ctx = mp.get_context("fork")
