@@ -186,6 +186,15 @@ class Window:
         for name, p in self.procs.items():
             self.rss[name] = max(self.rss[name], p.memory_info().rss)
 
+    def measure(self, seconds: float) -> dict[str, Usage]:
+        """start(), sample once a second for `seconds`, then stop()."""
+        self.start()
+        end = self.t0 + seconds
+        while time.monotonic() < end:
+            time.sleep(min(1.0, max(0.0, end - time.monotonic())))
+            self.sample()
+        return self.stop()
+
     def stop(self) -> dict[str, Usage]:
         self.sample()
         self.t1 = time.monotonic()
@@ -307,12 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = window_start(sink)
         time.sleep(max(0.0, t0 - time.monotonic()))
         window = Window({"loaded": loaded, "idle": idle})
-        window.start()
-        end = window.t0 + args.rounds * INTERVAL_S
-        while time.monotonic() < end:
-            time.sleep(min(1.0, max(0.0, end - time.monotonic())))
-            window.sample()
-        usage = window.stop()
+        usage = window.measure(args.rounds * INTERVAL_S)
         runs = sink.runs_between("bench-loaded", window.t0, window.t1) / window.minutes
 
     load, rest = usage["loaded"], usage["idle"]

@@ -182,12 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(max(0.0, t0 - time.monotonic()))
         window = Window({"loaded": loaded, "idle": idle, "zpolled": psutil.Process(zpolled.pid),
                          "zidle": psutil.Process(zidle.pid)})
-        window.start()
-        end = window.t0 + args.rounds * INTERVAL_S
-        while time.monotonic() < end:
-            time.sleep(min(1.0, max(0.0, end - time.monotonic())))
-            window.sample()
-        usage = window.stop()
+        usage = window.measure(args.rounds * INTERVAL_S)
         poller.stop()
         ours = sink.runs_between("bench-loaded", window.t0, window.t1) / window.minutes
         theirs = poller.between(window.t0, window.t1) / window.minutes
