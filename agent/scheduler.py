@@ -82,6 +82,9 @@ class _Job:
     runs_total: int = 0
     timeouts_total: int = 0
     skipped_total: int = 0
+    sole_key: str = ""
+    """The series key of the last run's results when it reported exactly one series (a file check's path), so that
+    a timeout or a skipped round of a one-series check reads UNKNOWN on that series instead of making another."""
 
     @property
     def key(self) -> SeriesId:
@@ -269,6 +272,7 @@ class Scheduler:
                 job = self._job_of.get(run)
                 if job is not None:
                     job.timeouts_total += 1
+                    result.key = job.sole_key
                 done = self._run_ended(run, [] if run.discard else [result])
             if done:
                 emit.append(done)
@@ -359,6 +363,7 @@ class Scheduler:
             summary = f"previous run still running after {format_seconds(round(elapsed, 3))}; {rounds}"
         log.warning("check %s: %s", spec.id, summary)
         r = timeout_result(spec, self._clock.time(), elapsed, summary)
+        r.key = job.sole_key
         r.metrics[SKIPPED_METRIC] = float(job.skipped)
         return [r]
 
@@ -372,6 +377,8 @@ class Scheduler:
                 why = "after its timeout" if run.timed_out else "after the check was removed"
                 log.info("check %s returned %s; late results discarded", run.spec.id, why)
             else:
+                keys = {r.key for r in results}
+                job.sole_key = keys.pop() if len(keys) == 1 else ""
                 skipped, job.skipped = job.skipped, 0
                 if skipped:
                     note = f" ({skipped} round{'s' if skipped != 1 else ''} skipped while the previous run was going)"

@@ -47,6 +47,8 @@ class Probe:
         self.release = threading.Event()
         self.entered = threading.Semaphore(0)
         self.lock = threading.Lock()
+        self.keys = [""]
+        """One OK result per key (a disk check reports a series per mount, a file check one keyed by its path)."""
 
     def __call__(self, spec: CheckSpec) -> list[Result]:
         with self.lock:
@@ -59,7 +61,7 @@ class Probe:
                 self.release.wait(60)
             if self.fail:
                 raise RuntimeError("boom")
-            return [Result(check_id="ignored", status=Status.OK, summary="fine", value=1.0)]
+            return [Result(check_id="ignored", status=Status.OK, summary="fine", value=1.0, key=k) for k in self.keys]
         finally:
             with self.lock:
                 self.running -= 1
@@ -289,6 +291,54 @@ def test_overrun_gives_timeout_then_skips_rounds_until_the_old_run_ends() -> Non
     assert SKIPPED_METRIC not in got[4].metrics
     assert sched.stats()["timeouts_total"] == 1
     assert sched.stats()["skipped_total"] == 2
+    sched.stop()
+
+
+def test_a_one_series_check_times_out_and_skips_rounds_on_its_own_series() -> None:
+    """A file check reports one series, keyed by its path. Its timeout and skipped rounds read UNKNOWN on that
+    series; a keyless UNKNOWN would be another series of the same check, with an incident of its own. A check
+    that reported several series (a disk per mount) times out as the whole check, keyless."""
+    clock = FakeClock()
+    p = probe()
+    p.keys = ["/data/export.csv"]
+    sink = Sink()
+    spec = check("export", interval=10.0, timeout=2.0)
+    sched = make([spec], clock, sink)
+    clock.advance(first_offset(spec, "agent-1"))
+    sched.tick()
+    assert [r.key for r in sink.wait_for(1)] == ["/data/export.csv"]
+    p.wait_entered()
+
+    p.block = True
+    clock.advance(10.0)
+    sched.tick()
+    p.wait_entered()
+    clock.advance(2.3)
+    sched.tick()
+    timeout = sink.wait_for(2)[1]
+    assert (timeout.outcome, timeout.key) == (Outcome.TIMEOUT, "/data/export.csv")
+    clock.advance(7.7)
+    sched.tick()
+    skipped = sink.wait_for(3)[2]
+    assert (skipped.metrics[SKIPPED_METRIC], skipped.key) == (1.0, "/data/export.csv")
+
+    p.block = False
+    p.release.set()
+    run_until(lambda: p.running == 0)
+    p.keys = ["/", "/data"]
+    clock.advance(10.0)
+    sched.tick()
+    assert sorted(r.key for r in sink.wait_for(5)[3:]) == ["/", "/data"]
+    p.wait_entered()
+    p.release.clear()
+    p.block = True
+    clock.advance(10.0)
+    sched.tick()
+    p.wait_entered()
+    clock.advance(2.3)
+    sched.tick()
+    timeout = sink.wait_for(6)[5]
+    assert (timeout.outcome, timeout.key) == (Outcome.TIMEOUT, "")
     sched.stop()
 
 
