@@ -14,6 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from collector.sqlite import open_sqlite  # noqa: E402
+from collector.sqlstore import SqlStore  # noqa: E402
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -57,3 +60,12 @@ def _root_logging_restored() -> Iterator[None]:
         if handler not in root.handlers:
             root.addHandler(handler)
     root.setLevel(level)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqlStore]:
+    """An empty SQLite store of the collector in the test's directory, closed after the test. Tests that need
+    rows in it from the start define their own `store`."""
+    s = open_sqlite(tmp_path / "collector.db")
+    yield s
+    s.close()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -13,18 +11,10 @@ from collector.events import IncidentOpen
 from collector.notify.config import Escalation, Route
 from collector.notify.routing import first_route
 from collector.silences import SilenceSet
-from collector.sqlite import open_sqlite
 from collector.sqlstore import SqlStore
 from collector.workdays import WorkingCalendar
 
 T0 = 1_800_000_000.0
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlStore]:
-    s = open_sqlite(tmp_path / "collector.db")
-    yield s
-    s.close()
 
 
 def varied_incidents(store: SqlStore) -> None:

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from collector.events import AgentHeartbeat, AgentHello, IncidentAction, IncidentOpen, IncidentResolve
-from collector.sqlite import open_sqlite
 from collector.sqlstore import SqlStore
 from collector.state import AgentLiveness, StateEngine
 
 LOST_AFTER = 90.0
 T0 = 1_800_000_000.0
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlStore]:
-    s = open_sqlite(tmp_path / "collector.db")
-    yield s
-    s.close()
 
 
 def hello(engine: StateEngine, store: SqlStore, agent_id: str, at: float) -> None:

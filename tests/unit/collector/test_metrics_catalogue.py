@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from prometheus_client import generate_latest
 
 from collector.events import AgentHello, CheckRule
 from collector.exposition import generate_text
 from collector.ingest import IngestStats
 from collector.metrics import PatrolMetrics, build_registry
-from collector.sqlite import open_sqlite
 from collector.sqlstore import SqlStore
 from collector.state import StateEngine
 from collector.writer import CommitStats
@@ -31,13 +28,6 @@ def catalogue() -> dict[str, str]:
 
 def exported(text: str) -> dict[str, str]:
     return {parts[2]: parts[3] for line in text.splitlines() if (parts := line.split()) and line.startswith("# TYPE ")}
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlStore]:
-    s = open_sqlite(tmp_path / "c.db")
-    yield s
-    s.close()
 
 
 def scrape(engine: StateEngine, store: SqlStore) -> str:

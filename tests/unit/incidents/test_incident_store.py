@@ -5,8 +5,7 @@ recorded."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -15,7 +14,6 @@ from collector.events import AgentHello, CheckRule, IncidentAction
 from collector.incidents import IncidentPolicy
 from collector.lifecycle_rules import IncidentStateError
 from collector.notify.config import NotificationsConfig
-from collector.sqlite import open_sqlite
 from collector.sqlstore import SqlStore
 from collector.state import StateEngine
 from collector.workdays import WorkingCalendar
@@ -29,13 +27,6 @@ CONFIG = NotificationsConfig.model_validate({
                   {"name": "robot", "type": "dingtalk", "token_env": "X", "max_per_minute": 2}],
     "routes": [{"match": {"system": "LIS"}, "receivers": ["robot"]}, {"receivers": ["oncall"]}],
 })
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlStore]:
-    s = open_sqlite(tmp_path / "c.db")
-    yield s
-    s.close()
 
 
 class Fleet:
